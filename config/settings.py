@@ -1,0 +1,99 @@
+"""Settings for the signal monitor project; anything deployment-specific comes from the environment.
+
+Environment variables (all optional; the defaults give the zero-setup demo: SQLite + in-memory layer):
+  DJANGO_SECRET_KEY      required when DJANGO_DEBUG is off
+  DJANGO_DEBUG           1/0 (default 1: the demo)
+  DJANGO_ALLOWED_HOSTS   comma-separated (default 127.0.0.1,localhost,[::1],testserver)
+  DJANGO_CSRF_TRUSTED_ORIGINS  comma-separated origins, e.g. https://monitor.example.com
+  DATABASE_URL           postgres://user:pass@host:5432/name or sqlite:///path (default: SQLite file)
+  SQLITE_PATH / SQLITE_TEST_PATH  paths of the default SQLite database and its test copy
+  REDIS_URL              redis://host:6379/0 selects channels-redis (default: in-memory layer)
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import channel_layers_from_url, database_from_url, env_bool, env_list, sqlite_database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY when DJANGO_DEBUG is off.")
+    SECRET_KEY = "demo-only-insecure-key-never-use-in-production"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_tables2",
+    "django_filters",
+    "collector",
+    "dashboard",
+    "demo",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "config.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+_DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASES = {
+    "default": database_from_url(_DATABASE_URL)
+    if _DATABASE_URL
+    else sqlite_database(
+        os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+        test_path=os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test_db.sqlite3")),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+CHANNEL_LAYERS = channel_layers_from_url(os.environ.get("REDIS_URL"))
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/signals/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+SIGNAL_MONITOR: dict = {}

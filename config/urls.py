@@ -1,0 +1,13 @@
+"""URLs of the project: admin, auth views, the dashboard under /signals/ and the demo under /demo/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/signals/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("signals/", include("dashboard.urls")),
+    path("demo/", include("demo.urls")),
+]
