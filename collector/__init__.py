@@ -1,0 +1,36 @@
+"""The signal monitor's collector: a transparent hook on every Django signal.
+
+Public API: ``install()``, ``uninstall()``, ``is_installed()``, ``flush()``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["install", "uninstall", "is_installed", "flush"]
+
+
+def install() -> bool:
+    """Start recording every signal in this process; return False if it already was (idempotent)."""
+    from collector import hook, runtime
+
+    return hook.install(runtime.emit)
+
+
+def uninstall() -> bool:
+    """Stop recording and restore Django's own send methods; return False if not installed."""
+    from collector import hook
+
+    return hook.uninstall()
+
+
+def is_installed() -> bool:
+    """Return True while the hook is installed."""
+    from collector import hook
+
+    return hook.is_installed()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until everything recorded so far reached the sinks; return False on timeout."""
+    from collector import runtime
+
+    return runtime.flush(timeout)

@@ -1,0 +1,78 @@
+"""The one accessor for the ``SIGNAL_MONITOR`` settings dict, with documented defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+# Every key users may set, with its default. README.md documents each one.
+DEFAULTS: dict[str, Any] = {
+    # Install the hook when the app loads (AppConfig); False leaves it to collector.install().
+    "AUTO_INSTALL": True,
+    # Master switch: False keeps the hook out entirely.
+    "ENABLED": True,
+    # Dotted paths of processors run on every event before the sinks, in order.
+    "PROCESSORS": [
+        "collector.processors.FilterProcessor",
+        "collector.processors.RedactProcessor",
+        "collector.processors.SampleProcessor",
+    ],
+    # Dotted paths of sinks that receive processed events.
+    "SINKS": [
+        "collector.sinks.DatabaseSink",
+        "collector.sinks.MemorySink",
+    ],
+    # Database alias the writer uses for the collector's tables.
+    "DATABASE_ALIAS": "default",
+    # Capacity of the in-memory queue between the hook and the writer thread.
+    "QUEUE_SIZE": 100_000,
+    # Rows per writer batch and the longest wait (seconds) before a partial batch is written.
+    "BATCH_SIZE": 2_000,
+    "FLUSH_INTERVAL": 0.2,
+    # Seconds the exit handler waits for the queue to drain.
+    "EXIT_TIMEOUT": 5.0,
+    # Events kept by the in-memory ring buffer sink.
+    "MEMORY_SINK_SIZE": 5_000,
+    # Store sends that had no receiver (they are always counted).
+    "RECORD_UNHEARD": False,
+    # Signals, senders and receivers to keep or drop (glob patterns on dotted names).
+    "INCLUDE_SIGNALS": [],
+    "EXCLUDE_SIGNALS": [],
+    "INCLUDE_SENDERS": [],
+    "EXCLUDE_SENDERS": [],
+    "INCLUDE_RECEIVERS": [],
+    "EXCLUDE_RECEIVERS": [],
+    # Request paths whose signals are not recorded (the dashboard's own pages by default).
+    "EXCLUDE_PATHS": ["/signals/", "/static/", "/favicon.ico"],
+    # Fraction of events kept, per signal name ("*" is the default for the rest).
+    "SAMPLE_RATES": {},
+    # Extra key fragments treated as secrets, on top of the built-in list.
+    "REDACT_KEYS": [],
+    "REDACT_MARKER": "********",
+    # Caps on captured text.
+    "MAX_REPR": 300,
+    "MAX_KWARGS": 20,
+    "MAX_TRACEBACK": 20_000,
+    # Retention: events older than this many days, or beyond this many rows, are pruned.
+    "MAX_AGE_DAYS": 7,
+    "MAX_EVENTS": 1_000_000,
+}
+
+
+@lru_cache(maxsize=1)
+def get_config() -> dict[str, Any]:
+    """Return the effective SIGNAL_MONITOR settings: the defaults overlaid with the user's dict."""
+    user = getattr(settings, "SIGNAL_MONITOR", None) or {}
+    return {**DEFAULTS, **user}
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    """Clear the cached config when SIGNAL_MONITOR changes (override_settings)."""
+    if setting == "SIGNAL_MONITOR":
+        get_config.cache_clear()
+
+
+setting_changed.connect(_reset, dispatch_uid="signal_monitor_conf_reset")

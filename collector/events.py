@@ -1,0 +1,53 @@
+"""Turn the hook's raw tuples into event dicts: the one shape processors, sinks and the UI see."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from collector import naming
+
+HOST = socket.gethostname()[:100]
+
+EventDict = dict[str, Any]
+
+
+def build(record: tuple[Any, ...]) -> EventDict:
+    """Return the event dict for one raw record from the hook."""
+    (event_id, signal, sender, method, wall, duration, calls, parent, kwargs, path) = record
+    failures = 0
+    call_dicts = []
+    for index, receiver, is_async, took, failed in calls:
+        call: dict[str, Any] = {
+            "index": index,
+            "receiver": receiver,
+            "is_async": is_async,
+            "duration_ns": took,
+            "outcome": "ok",
+            "exc_type": "",
+            "exc_message": "",
+            "traceback": "",
+        }
+        if failed is not None:
+            failures += 1
+            call["outcome"] = "error"
+            call["exc_type"], call["exc_message"], call["traceback"] = failed
+        call_dicts.append(call)
+    return {
+        "id": event_id,
+        "signal": naming.signal_name(signal),
+        "sender": naming.sender_label(sender),
+        "method": method,
+        "timestamp": wall,
+        "duration_ns": duration,
+        "receiver_count": len(call_dicts),
+        "failure_count": failures,
+        "parent_id": parent[0] if parent else None,
+        "parent_call": parent[1] if parent else None,
+        "kwargs": kwargs,
+        "host": HOST,
+        "pid": os.getpid(),
+        "request_path": path,
+        "calls": call_dicts,
+    }

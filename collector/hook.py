@@ -1,0 +1,403 @@
+"""The hook: Django's four send methods, re-implemented with timing, patched onto ``Signal``.
+
+Each replacement mirrors the installed Django version's own method line for line (5.2 and 6.0
+run ``asend``'s sync and async receivers concurrently with ``asyncio.gather``; 6.1 runs the sync
+ones first, then the async ones in a ``TaskGroup`` through ``_run_parallel``). The response lists
+hold the original receiver objects; exceptions propagate unchanged; sends with no receivers take
+Django's own fast path. What the hot path keeps is a plain tuple handed to ``runtime.emit``;
+naming, processors and storage happen later, on the writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import threading
+import traceback as _tb
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from time import perf_counter_ns, time
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.dispatch import Signal
+from django.dispatch import dispatcher as _dispatcher
+
+from collector import capture, naming
+
+NO_RECEIVERS = _dispatcher.NO_RECEIVERS
+# Django 6.1 runs asend's sync receivers first, then the async ones in a TaskGroup.
+_run_parallel: Callable[..., Coroutine[Any, Any, list[Any]]] | None = getattr(
+    _dispatcher, "_run_parallel", None
+)
+
+# The receiver call currently running in this context: [event_id, call_index], or None.
+_current: ContextVar[list[int] | None] = ContextVar("signal_monitor_current", default=None)
+# True while the collector must not record (its own writer, excluded request paths).
+muted: ContextVar[bool] = ContextVar("signal_monitor_muted", default=False)
+# The request path of the request being served in this context ("" outside requests).
+request_path: ContextVar[str] = ContextVar("signal_monitor_request_path", default="")
+# Async receivers share one context under 6.1's TaskGroup, so their parent is kept per task.
+_task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
+
+_TOKEN = random.getrandbits(31)
+_seq = itertools.count(1)
+
+# Where finished events go; runtime.emit once installed (a no-op until then).
+_emit: Callable[[tuple[Any, ...]], None] = lambda record: None  # noqa: E731
+# Counter of sends that found no live receiver, keyed by id(signal); read by the writer.
+unheard: dict[int, list[Any]] = {}
+# Also store unheard sends as events (SIGNAL_MONITOR["RECORD_UNHEARD"]); set by runtime.
+record_unheard = False
+
+_ORIGINALS: dict[str, Any] = {
+    name: Signal.__dict__[name] for name in ("send", "send_robust", "asend", "asend_robust")
+}
+_lock = threading.Lock()
+_installed = False
+
+
+def _new_event_id() -> int:
+    """Return an id unique across processes: a random per-process token and a sequence."""
+    return (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
+
+
+def _parent() -> tuple[int, int] | None:
+    """Return (event id, call index) of the receiver call this send happens inside, if any."""
+    if _task_parents:
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            found = _task_parents.get(asyncio.current_task(loop))  # type: ignore[arg-type]
+            if found is not None:
+                return found
+    cur = _current.get()
+    return None if cur is None else (cur[0], cur[1])
+
+
+def _failure(exc: BaseException) -> tuple[str, str, str]:
+    """Return (type, message, formatted traceback) of a receiver's exception, never raising."""
+    try:
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        message = capture.safe_str(exc)
+        text = "".join(_tb.format_exception(type(exc), exc, exc.__traceback__))
+        return kind, message, text
+    except BaseException:  # noqa: BLE001 - a broken exception must not break the host
+        return type(exc).__qualname__, "<unprintable exception>", ""
+
+
+def _count_unheard(signal: Signal, sender: Any) -> None:
+    """Count a send that reached no live receiver (and keep it if RECORD_UNHEARD asks)."""
+    slot = unheard.get(id(signal))
+    if slot is None:
+        unheard[id(signal)] = [signal, 1]
+    else:
+        slot[1] += 1
+    if record_unheard and not muted.get():
+        method = "send"
+        _Dispatch(signal, sender, method, {}).finish()
+
+
+class _Dispatch:
+    """One send in flight: its id, parent, start time and the receiver calls so far."""
+
+    __slots__ = ("signal", "sender", "method", "named", "id", "parent", "wall", "start", "calls")
+
+    def __init__(self, signal: Signal, sender: Any, method: str, named: dict[str, Any]) -> None:
+        self.signal = signal
+        self.sender = sender
+        self.method = method
+        self.named = named
+        self.id = _new_event_id()
+        self.parent = _parent()
+        self.calls: list[tuple[Any, ...]] = []
+        self.wall = time()
+        self.start = perf_counter_ns()
+
+    def run_sync(self, receivers: list[Any], robust: bool) -> list[tuple[Any, Any]]:
+        """Call sync receivers in order, timing each; Django's send()/send_robust() loop."""
+        signal, sender, named, calls = self.signal, self.sender, self.named, self.calls
+        responses: list[tuple[Any, Any]] = []
+        cursor = [self.id, 0]
+        token = _current.set(cursor)
+        try:
+            for index, receiver in enumerate(receivers):
+                cursor[1] = index
+                started = perf_counter_ns()
+                try:
+                    response = receiver(signal=signal, sender=sender, **named)
+                except Exception as err:
+                    calls.append(
+                        (index, receiver, False, perf_counter_ns() - started, _failure(err))
+                    )
+                    if not robust:
+                        raise
+                    signal._log_robust_failure(receiver, err)
+                    responses.append((receiver, err))
+                except BaseException as err:
+                    calls.append(
+                        (index, receiver, False, perf_counter_ns() - started, _failure(err))
+                    )
+                    raise
+                else:
+                    calls.append((index, receiver, False, perf_counter_ns() - started, None))
+                    responses.append((receiver, response))
+        finally:
+            _current.reset(token)
+        return responses
+
+    async def run_async(
+        self, receiver: Any, index: int, robust: bool, outer: list[int] | None
+    ) -> Any:
+        """Await one async receiver, timing it; Django's coroutine or asend_and_wrap_exception."""
+        task = asyncio.current_task()
+        if task is not None:
+            _task_parents[task] = (self.id, index)
+        _current.set([self.id, index])
+        started = perf_counter_ns()
+        try:
+            response = await receiver(signal=self.signal, sender=self.sender, **self.named)
+        except Exception as err:
+            self.calls.append((index, receiver, True, perf_counter_ns() - started, _failure(err)))
+            if not robust:
+                raise
+            self.signal._log_robust_failure(receiver, err)
+            return err
+        except BaseException as err:
+            self.calls.append((index, receiver, True, perf_counter_ns() - started, _failure(err)))
+            raise
+        finally:
+            # Restore the value from before the whole group, never a sibling's (shared context).
+            _current.set(outer)
+            if task is not None:
+                _task_parents.pop(task, None)
+        self.calls.append((index, receiver, True, perf_counter_ns() - started, None))
+        return response
+
+    def async_coros(self, receivers: list[Any], first: int, robust: bool) -> list[Any]:
+        """Return the timed coroutines for the async receivers, numbered after the sync ones."""
+        outer = _current.get()
+        return [self.run_async(r, first + i, robust, outer) for i, r in enumerate(receivers)]
+
+    def finish(self) -> None:
+        """Hand the finished dispatch to the runtime as a plain tuple; never raises."""
+        duration = perf_counter_ns() - self.start
+        try:
+            calls = [
+                (index, naming.receiver_name(receiver), is_async, took, failed)
+                for index, receiver, is_async, took, failed in self.calls
+            ]
+            calls.sort(key=_first)
+            _emit(
+                (
+                    self.id,
+                    self.signal,
+                    capture.sender_ref(self.sender),
+                    self.method,
+                    self.wall,
+                    duration,
+                    calls,
+                    self.parent,
+                    capture.capture_kwargs(self.signal, self.named),
+                    request_path.get(),
+                )
+            )
+        except BaseException:  # noqa: BLE001 - the collector never raises into the host
+            from collector import runtime
+
+            runtime.count_drop("capture_error")
+
+
+def _first(call: tuple[Any, ...]) -> int:
+    """Sort key: a call's index."""
+    return call[0]
+
+
+def _begin(signal: Signal, sender: Any, method: str, named: dict[str, Any]) -> _Dispatch | None:
+    """Return a new dispatch record, or None when this context must not be recorded."""
+    if signal is _request_started or signal is _request_finished:
+        _track_request(signal, named)
+    if muted.get():
+        return None
+    return _Dispatch(signal, sender, method, named)
+
+
+def _track_request(signal: Signal, named: dict[str, Any]) -> None:
+    """Follow the request path in this context and mute excluded paths (the dashboard's own)."""
+    from collector.conf import get_config
+
+    if signal is _request_finished:
+        if request_path.get():
+            request_path.set("")
+            muted.set(False)
+        return
+    path = capture.request_path_of(named)
+    request_path.set(path)
+    excluded = get_config()["EXCLUDE_PATHS"]
+    muted.set(bool(path) and any(path.startswith(prefix) for prefix in excluded))
+
+
+def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Django's Signal.send, timed."""
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    if not sync_receivers and not async_receivers:
+        _count_unheard(self, sender)
+        return []
+    dispatch = _begin(self, sender, "send", named)
+    if dispatch is None:
+        return _ORIGINALS["send"](self, sender, **named)
+    try:
+        responses = dispatch.run_sync(sync_receivers, robust=False)
+        if async_receivers:
+            responses.extend(_send_async(dispatch, async_receivers, len(sync_receivers), False))
+        return responses
+    finally:
+        dispatch.finish()
+
+
+def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Django's Signal.send_robust, timed."""
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    if not sync_receivers and not async_receivers:
+        _count_unheard(self, sender)
+        return []
+    dispatch = _begin(self, sender, "send_robust", named)
+    if dispatch is None:
+        return _ORIGINALS["send_robust"](self, sender, **named)
+    try:
+        responses = dispatch.run_sync(sync_receivers, robust=True)
+        if async_receivers:
+            responses.extend(_send_async(dispatch, async_receivers, len(sync_receivers), True))
+        return responses
+    finally:
+        dispatch.finish()
+
+
+def _send_async(
+    dispatch: _Dispatch, receivers: list[Any], first: int, robust: bool
+) -> list[tuple[Any, Any]]:
+    """Run async receivers from sync send() as Django does: one async_to_sync, concurrently."""
+
+    async def asend() -> Any:
+        coros = dispatch.async_coros(receivers, first, robust)
+        if _run_parallel is not None:
+            results = await _run_parallel(*coros)
+        else:
+            results = await asyncio.gather(*coros)
+        return zip(receivers, results, strict=True)
+
+    return list(async_to_sync(asend)())
+
+
+async def asend(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Django's Signal.asend, timed."""
+    return await _asend(self, sender, named, "asend", robust=False)
+
+
+async def asend_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Django's Signal.asend_robust, timed."""
+    return await _asend(self, sender, named, "asend_robust", robust=True)
+
+
+async def _asend(
+    signal: Signal, sender: Any, named: dict[str, Any], method: str, robust: bool
+) -> list[tuple[Any, Any]]:
+    """The shared body of asend/asend_robust, following the installed Django's ordering."""
+    if not signal.receivers or signal.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    if not sync_receivers and not async_receivers:
+        _count_unheard(signal, sender)
+        return []
+    dispatch = _begin(signal, sender, method, named)
+    if dispatch is None:
+        return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
+
+    if sync_receivers:
+
+        @sync_to_async
+        def sync_send() -> list[tuple[Any, Any]]:
+            return dispatch.run_sync(sync_receivers, robust)
+
+    else:
+
+        async def sync_send() -> list[tuple[Any, Any]]:
+            return []
+
+    first = len(sync_receivers)
+    try:
+        if _run_parallel is not None:
+            responses = await sync_send()
+            async_responses = await _run_parallel(
+                *dispatch.async_coros(async_receivers, first, robust)
+            )
+        else:
+            responses, async_responses = await asyncio.gather(
+                sync_send(), asyncio.gather(*dispatch.async_coros(async_receivers, first, robust))
+            )
+        responses.extend(zip(async_receivers, async_responses, strict=True))
+        return responses
+    finally:
+        dispatch.finish()
+
+
+_REPLACEMENTS: dict[str, Any] = {
+    "send": send,
+    "send_robust": send_robust,
+    "asend": asend,
+    "asend_robust": asend_robust,
+}
+
+from django.core.signals import request_finished as _request_finished  # noqa: E402
+from django.core.signals import request_started as _request_started  # noqa: E402
+
+
+def install(emit: Callable[[tuple[Any, ...]], None]) -> bool:
+    """Patch Signal's send methods to record into ``emit``; return False if already installed."""
+    global _emit, _installed
+    with _lock:
+        _emit = emit
+        if _installed:
+            return False
+        for name, replacement in _REPLACEMENTS.items():
+            replacement.__wrapped__ = _ORIGINALS[name]  # type: ignore[attr-defined]
+            replacement.__doc__ = _ORIGINALS[name].__doc__
+            setattr(Signal, name, replacement)
+        _installed = True
+        return True
+
+
+def uninstall() -> bool:
+    """Restore Django's own send methods; return False if the hook was not installed."""
+    global _installed
+    with _lock:
+        if not _installed:
+            return False
+        for name, original in _ORIGINALS.items():
+            setattr(Signal, name, original)
+        _installed = False
+        return True
+
+
+def is_installed() -> bool:
+    """Return True while the hook is patched in."""
+    return _installed
+
+
+def reseed_after_fork() -> None:
+    """Give a forked child its own id token and sequence, and forget the parent's state."""
+    global _TOKEN, _seq
+    _TOKEN = random.getrandbits(31)
+    _seq = itertools.count(1)
+    _task_parents.clear()
+    unheard.clear()
+
+
+def process_token() -> tuple[int, int]:
+    """Return (token, pid) identifying this process's event ids."""
+    return _TOKEN, os.getpid()

@@ -1,0 +1,135 @@
+"""Dotted names for receivers, signals and senders, each resolved once and cached."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import weakref
+from typing import Any
+
+from django.dispatch import Signal
+
+# id(key) -> (weak reference or strong object, name). Weak where possible, so the cache never
+# keeps a weakly connected receiver alive; the identity check guards against id reuse.
+_receivers: dict[int, tuple[Any, str]] = {}
+_signals: dict[int, tuple[Any, str]] = {}
+_senders: dict[int, tuple[Any, str]] = {}
+_scan_lock = threading.Lock()
+_CACHE_LIMIT = 50_000
+
+
+def _remember(cache: dict[int, tuple[Any, str]], key: Any, name: str) -> str:
+    """Store ``name`` for ``key`` without keeping ``key`` alive when it can be weakly referenced."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    try:
+        cache[id(key)] = (weakref.ref(key), name)
+    except TypeError:
+        cache[id(key)] = (lambda key=key: key, name)
+    return name
+
+
+def _lookup(cache: dict[int, tuple[Any, str]], key: Any) -> str | None:
+    """Return the cached name of ``key`` or None."""
+    entry = cache.get(id(key))
+    if entry is not None and entry[0]() is key:
+        return entry[1]
+    return None
+
+
+def receiver_name(receiver: Any) -> str:
+    """Return the receiver's dotted name (cached per function, never raising)."""
+    key = getattr(receiver, "__func__", receiver)
+    entry = _receivers.get(id(key))
+    if entry is not None and entry[0]() is key:
+        return entry[1]
+    return _remember(_receivers, key, describe_callable(receiver))
+
+
+def describe_callable(obj: Any) -> str:
+    """Name any callable: functions, bound methods, partials, callable objects, mocks, lambdas."""
+    try:
+        return _describe(obj, depth=0)
+    except Exception:  # noqa: BLE001 - naming must never fail
+        return f"<{type(obj).__qualname__}>"
+
+
+def _describe(obj: Any, depth: int) -> str:
+    """Describe one callable, unwrapping partials a few levels deep."""
+    if isinstance(obj, functools.partial) and depth < 5:
+        return f"functools.partial({_describe(obj.func, depth + 1)})"
+    mock_name = _mock_name(obj)
+    if mock_name is not None:
+        return mock_name
+    func = getattr(obj, "__func__", obj)
+    qualname = getattr(func, "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    if isinstance(qualname, str) and isinstance(module, str) and not isinstance(obj, type):
+        if callable(func) and (hasattr(func, "__code__") or hasattr(func, "__self__")):
+            return f"{module}.{qualname}"
+    if isinstance(obj, type):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}()"
+
+
+def _mock_name(obj: Any) -> str | None:
+    """Name a unittest.mock object without touching its auto-created attributes."""
+    mock_module = sys.modules.get("unittest.mock")
+    if mock_module is None or not isinstance(obj, mock_module.NonCallableMock):
+        return None
+    name = obj._mock_name or obj._extract_mock_name()
+    return f"{type(obj).__module__}.{type(obj).__qualname__}({name})"
+
+
+def signal_name(signal: Signal) -> str:
+    """Return the signal's import path, e.g. django.db.models.signals.post_save (cached)."""
+    found = _lookup(_signals, signal)
+    if found is not None:
+        return found
+    with _scan_lock:
+        found = _lookup(_signals, signal)
+        if found is None:
+            found = _remember(_signals, signal, _find_signal_name(signal))
+    return found
+
+
+_PREFERRED = ("django.db.models.signals", "django.core.signals", "django.contrib.auth.signals")
+
+
+def _find_signal_name(signal: Signal) -> str:
+    """Find the module attribute that holds ``signal``; fall back to its class and id."""
+    candidates = []
+    for module_name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            if value is signal and not attr.startswith("_"):
+                candidates.append(f"{module_name}.{attr}")
+    if not candidates:
+        return f"{type(signal).__module__}.{type(signal).__qualname__}@{id(signal):x}"
+    return min(candidates, key=_rank)
+
+
+def _rank(dotted: str) -> tuple[int, int, str]:
+    """Prefer Django's defining modules, then the shortest (defining) module path."""
+    module = dotted.rsplit(".", 1)[0]
+    return (0 if module in _PREFERRED else 1, dotted.count("."), dotted)
+
+
+def sender_label(sender: Any) -> str:
+    """Return the label of a class sender: app_label.Model for models, else module.QualName."""
+    if sender is None:
+        return "None"
+    if isinstance(sender, str):
+        return sender
+    found = _lookup(_senders, sender)
+    if found is not None:
+        return found
+    meta = getattr(sender, "_meta", None)
+    label = getattr(meta, "label", None) if meta is not None else None
+    if not isinstance(label, str):
+        label = f"{getattr(sender, '__module__', '?')}.{getattr(sender, '__qualname__', sender)}"
+    return _remember(_senders, sender, label)

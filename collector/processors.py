@@ -1,0 +1,123 @@
+"""Processors ("signal middleware"): each sees every event before the sinks and may change or drop it.
+
+List them by dotted path in SIGNAL_MONITOR["PROCESSORS"]; they run in order on the writer thread.
+A processor that raises is contained and counted, and the event goes on unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from fnmatch import fnmatchcase
+from typing import Any
+
+from collector.events import EventDict
+
+__all__ = ["Processor", "FilterProcessor", "RedactProcessor", "SampleProcessor"]
+
+
+class Processor:
+    """Base class: ``process`` returns the event (changed or not), or None to drop it."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Keep the settings the processor was built from."""
+        self.config = config
+
+    def process(self, event: EventDict) -> EventDict | None:
+        """Return the event to keep it, or None to drop it."""
+        return event
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    """Return True if ``name`` matches any glob pattern."""
+    return any(fnmatchcase(name, p) for p in patterns)
+
+
+def _allowed(name: str, include: list[str], exclude: list[str]) -> bool:
+    """Return True if ``name`` passes an include list (empty allows all) and an exclude list."""
+    return (not include or _matches(name, include)) and not _matches(name, exclude)
+
+
+class FilterProcessor(Processor):
+    """Allow/deny lists (glob patterns) for signals, senders and receivers.
+
+    Events of excluded signals or senders are dropped; calls of excluded receivers are removed
+    from their event, and an event left with no calls is dropped.
+    """
+
+    def process(self, event: EventDict) -> EventDict | None:
+        """Apply INCLUDE_/EXCLUDE_ SIGNALS, SENDERS and RECEIVERS."""
+        c = self.config
+        if not _allowed(event["signal"], c["INCLUDE_SIGNALS"], c["EXCLUDE_SIGNALS"]):
+            return None
+        if not _allowed(event["sender"], c["INCLUDE_SENDERS"], c["EXCLUDE_SENDERS"]):
+            return None
+        if not (c["INCLUDE_RECEIVERS"] or c["EXCLUDE_RECEIVERS"]):
+            return event
+        calls = [
+            call
+            for call in event["calls"]
+            if _allowed(call["receiver"], c["INCLUDE_RECEIVERS"], c["EXCLUDE_RECEIVERS"])
+        ]
+        if not calls and event["calls"]:
+            return None
+        failures = sum(call["outcome"] != "ok" for call in calls)
+        return {**event, "calls": calls, "receiver_count": len(calls), "failure_count": failures}
+
+
+SECRET_FRAGMENTS = (
+    "password", "passwd", "secret", "token", "key", "authorization", "cookie", "session",
+    "csrf", "credential", "signature", "private",
+)
+
+
+class RedactProcessor(Processor):
+    """Replaces values under secret-looking keys (and secret settings' values) in captured kwargs."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Compile the secret-key pattern from the built-in and configured fragments."""
+        super().__init__(config)
+        fragments = [*SECRET_FRAGMENTS, *config["REDACT_KEYS"]]
+        self.pattern = re.compile("|".join(re.escape(f.lower()) for f in fragments), re.I)
+        self.marker: str = config["REDACT_MARKER"]
+
+    def process(self, event: EventDict) -> EventDict | None:
+        """Return the event with its kwargs redacted."""
+        kwargs = self._redact(event["kwargs"], 0)
+        setting = kwargs.get("setting") if isinstance(kwargs, dict) else None
+        if isinstance(setting, str) and self.pattern.search(setting) and "value" in kwargs:
+            kwargs["value"] = self.marker
+        event["kwargs"] = kwargs
+        return event
+
+    def _redact(self, value: Any, depth: int) -> Any:
+        """Redact a captured value recursively."""
+        if depth > 6:
+            return value
+        if isinstance(value, dict):
+            return {
+                k: self.marker
+                if isinstance(k, str) and self.pattern.search(k) and v not in (None, "")
+                else self._redact(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._redact(v, depth + 1) for v in value]
+        return value
+
+
+class SampleProcessor(Processor):
+    """Keeps a fraction of events per signal: SAMPLE_RATES = {"signal.path": 0.1, "*": 1.0}.
+
+    Events with a failed receiver call are always kept.
+    """
+
+    def process(self, event: EventDict) -> EventDict | None:
+        """Keep the event with the configured probability for its signal."""
+        rates: dict[str, float] = self.config["SAMPLE_RATES"]
+        if not rates or event["failure_count"]:
+            return event
+        rate = rates.get(event["signal"], rates.get("*", 1.0))
+        if rate >= 1.0 or random.random() < rate:
+            return event
+        return None

@@ -1,0 +1,135 @@
+"""Batch writes of events, receiver calls and rollups with plain ``executemany`` (no model objects).
+
+Model instances would send pre_init/post_init for every row and cost several times more; the
+tables are the collector's own models, so the SQL stays portable across SQLite and PostgreSQL.
+Rollup rows are only ever incremented (``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``),
+so any number of writer processes can share them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connections, transaction
+
+from collector import stats
+from collector.events import EventDict
+
+_EVENT_COLS = (
+    "id", "signal", "sender", "method", "timestamp", "duration_ns", "receiver_count",
+    "failure_count", "parent_id", "parent_call", "kwargs", "host", "pid", "request_path",
+)
+_CALL_COLS = (
+    "event_id", "index", "receiver", "is_async", "duration_ns", "outcome", "exc_type",
+    "exc_message", "traceback", "signal", "sender", "timestamp",
+)
+_STAT_KEY = ("minute", "signal", "sender", "receiver", "bucket")
+_STAT_SUMS = ("calls", "failures", "total_ns")
+_COUNT_KEY = ("minute", "signal")
+_COUNT_SUMS = ("events", "unheard")
+
+
+def _table(model_name: str) -> str:
+    """Return the db_table of one of the collector's models."""
+    from django.apps import apps
+
+    return str(apps.get_model("signals_collector", model_name)._meta.db_table)
+
+
+def _insert_sql(conn: Any, table: str, cols: tuple[str, ...]) -> str:
+    """Return an INSERT statement for ``cols``."""
+    qn = conn.ops.quote_name
+    names = ", ".join(qn(c) for c in cols)
+    marks = ", ".join(["%s"] * len(cols))
+    return f"INSERT INTO {qn(table)} ({names}) VALUES ({marks})"
+
+
+def _upsert_sql(
+    conn: Any, table: str, key: tuple[str, ...], sums: tuple[str, ...], max_col: str | None
+) -> str:
+    """Return an additive upsert: sums are added, max_col keeps the larger value."""
+    qn = conn.ops.quote_name
+    cols = key + sums + ((max_col,) if max_col else ())
+    sets = [f"{qn(c)} = {qn(table)}.{qn(c)} + excluded.{qn(c)}" for c in sums]
+    if max_col:
+        m = qn(max_col)
+        sets.append(
+            f"{m} = CASE WHEN excluded.{m} > {qn(table)}.{m} THEN excluded.{m} "
+            f"ELSE {qn(table)}.{m} END"
+        )
+    conflict = ", ".join(qn(c) for c in key)
+    return f"{_insert_sql(conn, table, cols)} ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}"
+
+
+def _minute(ts: float) -> datetime:
+    """Return the UTC minute a unix timestamp falls in."""
+    return datetime.fromtimestamp(ts - ts % 60, tz=UTC)
+
+
+def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) -> None:
+    """Store events, their receiver calls and the rollups in one transaction."""
+    conn = connections[alias]
+    ops = conn.ops
+    event_rows, call_rows = [], []
+    stat_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    count_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    for ev in events:
+        ts = datetime.fromtimestamp(ev["timestamp"], tz=UTC)
+        db_ts = ops.adapt_datetimefield_value(ts)
+        minute = _minute(ev["timestamp"])
+        event_rows.append((
+            ev["id"], ev["signal"][:200], ev["sender"][:300], ev["method"], db_ts,
+            ev["duration_ns"], ev["receiver_count"], ev["failure_count"], ev["parent_id"],
+            ev["parent_call"], json.dumps(ev["kwargs"], default=str), ev["host"], ev["pid"],
+            ev["request_path"][:300],
+        ))
+        count_rows[(minute, ev["signal"][:200])][0] += 1
+        for call in ev["calls"]:
+            failed = call["outcome"] != "ok"
+            call_rows.append((
+                ev["id"], call["index"], call["receiver"][:300], call["is_async"],
+                call["duration_ns"], call["outcome"], call["exc_type"][:200], call["exc_message"],
+                call["traceback"], ev["signal"][:200], ev["sender"][:300], db_ts,
+            ))
+            key = (minute, ev["signal"][:200], ev["sender"][:300], call["receiver"][:300],
+                   stats.bucket_of(call["duration_ns"]))
+            agg = stat_rows[key]
+            agg[0] += 1
+            agg[1] += failed
+            agg[2] += call["duration_ns"]
+            agg[3] = max(agg[3], call["duration_ns"])
+    for name, n in unheard.items():
+        count_rows[(_minute(_now()), name[:200])][1] += n
+    with transaction.atomic(using=alias), conn.cursor() as cursor:
+        if event_rows:
+            cursor.executemany(_insert_sql(conn, _table("Event"), _EVENT_COLS), event_rows)
+        if call_rows:
+            cursor.executemany(_insert_sql(conn, _table("ReceiverCall"), _CALL_COLS), call_rows)
+        if stat_rows:
+            cursor.executemany(
+                _upsert_sql(conn, _table("ReceiverStat"), _STAT_KEY, _STAT_SUMS, "max_ns"),
+                sorted([(ops.adapt_datetimefield_value(k[0]), *k[1:], *v) for k, v in stat_rows.items()]),
+            )
+        if count_rows:
+            cursor.executemany(
+                _upsert_sql(conn, _table("SignalCount"), _COUNT_KEY, _COUNT_SUMS, None),
+                sorted([(ops.adapt_datetimefield_value(k[0]), k[1], *v) for k, v in count_rows.items()]),
+            )
+
+
+def _now() -> float:
+    """Return the current unix time."""
+    import time
+
+    return time.time()
+
+
+def tables_exist(alias: str) -> bool:
+    """Return True when the collector's tables exist in ``alias``."""
+    conn = connections[alias]
+    with conn.cursor() as cursor:
+        names = set(conn.introspection.table_names(cursor))
+    return {_table("Event"), _table("ReceiverCall"), _table("ReceiverStat")} <= names
