@@ -95,14 +95,17 @@ class RedactProcessor(Processor):
         if depth > 6:
             return value
         if isinstance(value, dict):
-            return {
-                k: self.marker
-                if isinstance(k, str) and self.pattern.search(k) and v not in (None, "")
-                else self._redact(v, depth + 1)
-                for k, v in value.items()
-            }
+            return {k: self._redact_item(k, v, depth) for k, v in value.items()}
         if isinstance(value, list):
             return [self._redact(v, depth + 1) for v in value]
+        return value
+
+    def _redact_item(self, key: Any, value: Any, depth: int) -> Any:
+        """Redact one dict item: containers are searched, scalars under secret keys replaced."""
+        if isinstance(value, (dict, list)) or value in (None, ""):
+            return self._redact(value, depth + 1)
+        if isinstance(key, str) and self.pattern.search(key):
+            return self.marker
         return value
 
 
