@@ -1,4 +1,4 @@
-"""ASGI entry point: Django over HTTP, the dashboard's consumers over websockets (served by daphne)."""
+"""ASGI entry point: Django over HTTP, the dashboard's consumers over websockets (daphne)."""
 
 import os
 from typing import Any

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["channel_layers_from_url", "database_from_url", "env_bool", "env_list", "sqlite_database"]
+__all__ = [
+    "channel_layers_from_url",
+    "database_from_url",
+    "env_bool",
+    "env_list",
+    "sqlite_database",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -64,7 +70,9 @@ def database_from_url(url: str) -> dict[str, Any]:
         return sqlite_database(path or ":memory:")
     if scheme in _POSTGRES_SCHEMES:
         return _postgres_database(parts)
-    raise ValueError(f"unsupported DATABASE_URL scheme {parts.scheme!r} (use postgres:// or sqlite:///)")
+    raise ValueError(
+        f"unsupported DATABASE_URL scheme {parts.scheme!r} (use postgres:// or sqlite:///)"
+    )
 
 
 def _postgres_database(parts: Any) -> dict[str, Any]:

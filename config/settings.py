@@ -1,11 +1,11 @@
 """Settings for the signal monitor project; anything deployment-specific comes from the environment.
 
-Environment variables (all optional; the defaults give the zero-setup demo: SQLite + in-memory layer):
+Environment variables (all optional; the defaults are the zero-setup demo: SQLite, in-memory layer):
   DJANGO_SECRET_KEY      required when DJANGO_DEBUG is off
   DJANGO_DEBUG           1/0 (default 1: the demo)
   DJANGO_ALLOWED_HOSTS   comma-separated (default 127.0.0.1,localhost,[::1],testserver)
   DJANGO_CSRF_TRUSTED_ORIGINS  comma-separated origins, e.g. https://monitor.example.com
-  DATABASE_URL           postgres://user:pass@host:5432/name or sqlite:///path (default: SQLite file)
+  DATABASE_URL           postgres://user:pass@host:5432/name or sqlite:///path (default: SQLite)
   SQLITE_PATH / SQLITE_TEST_PATH  paths of the default SQLite database and its test copy
   REDIS_URL              redis://host:6379/0 selects channels-redis (default: in-memory layer)
 """
@@ -15,7 +15,13 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import channel_layers_from_url, database_from_url, env_bool, env_list, sqlite_database
+from config.env import (
+    channel_layers_from_url,
+    database_from_url,
+    env_bool,
+    env_list,
+    sqlite_database,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -96,4 +102,4 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/signals/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-SIGNAL_MONITOR: dict = {}
+SIGNAL_MONITOR: dict[str, object] = {}

@@ -1,4 +1,4 @@
-"""URLs of the project: admin, auth views, the dashboard under /signals/ and the demo under /demo/."""
+"""The project's URLs: admin, auth views, the dashboard at /signals/ and the demo at /demo/."""
 
 from django.contrib import admin
 from django.urls import include, path
