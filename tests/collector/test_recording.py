@@ -1,0 +1,256 @@
+"""What an event holds: names, timing, outcomes, tracebacks, nesting, captured arguments."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.dispatch import Signal
+
+order_placed = Signal()
+order_shipped = Signal()
+
+
+class Boom(Exception):
+    """A receiver failure used in these tests."""
+
+
+def on_order(sender: Any, **kw: Any) -> str:
+    """Nested send: placing an order ships it."""
+    order_shipped.send(sender="warehouse", order_id=kw.get("order_id"))
+    return "placed"
+
+
+def on_ship(sender: Any, **kw: Any) -> str:
+    """Leaf receiver."""
+    return "shipped"
+
+
+def failing(sender: Any, **kw: Any) -> None:
+    """Always fails."""
+    raise Boom("card declined")
+
+
+async def async_on_order(sender: Any, **kw: Any) -> str:
+    """Async receiver that sends a nested signal asynchronously."""
+    await asyncio.sleep(0)
+    await order_shipped.asend(sender="async-warehouse")
+    return "async placed"
+
+
+@pytest.fixture
+def wired() -> Any:
+    """Connect the module's receivers; disconnect afterwards."""
+    order_placed.connect(on_order)
+    order_shipped.connect(on_ship)
+    yield
+    for sig in (order_placed, order_shipped):
+        for r in (on_order, on_ship, failing, async_on_order):
+            sig.disconnect(r)
+
+
+def test_event_fields(recorded: Any, wired: Any) -> None:
+    order_placed.send(sender="shop", order_id=7, total=12.5)
+    [event] = recorded("tests.collector.test_recording.order_placed")
+    assert event["sender"] == "shop"
+    assert event["method"] == "send"
+    assert event["kwargs"] == {"order_id": 7, "total": 12.5}
+    assert event["receiver_count"] == 1 and event["failure_count"] == 0
+    assert event["duration_ns"] > 0 and event["timestamp"] > 1.7e9
+    [call] = event["calls"]
+    assert call["receiver"] == "tests.collector.test_recording.on_order"
+    assert call["outcome"] == "ok" and call["is_async"] is False
+    assert 0 < call["duration_ns"] <= event["duration_ns"]
+
+
+def test_nesting_links_child_to_parent_call(recorded: Any, wired: Any) -> None:
+    order_placed.send(sender="shop", order_id=1)
+    parent = recorded("tests.collector.test_recording.order_placed")[0]
+    child = recorded("tests.collector.test_recording.order_shipped")[0]
+    assert child["parent_id"] == parent["id"] and child["parent_call"] == 0
+    assert parent["parent_id"] is None
+
+
+def test_nesting_across_async_receivers(recorded: Any, wired: Any) -> None:
+    order_placed.connect(async_on_order)
+    asyncio.run(order_placed.asend(sender="shop"))
+    parent = recorded("tests.collector.test_recording.order_placed")[0]
+    children = recorded("tests.collector.test_recording.order_shipped")
+    by_sender = {c["sender"]: c for c in children}
+    assert by_sender["warehouse"]["parent_id"] == parent["id"]
+    assert by_sender["warehouse"]["parent_call"] == 0
+    assert by_sender["async-warehouse"]["parent_id"] == parent["id"]
+    assert by_sender["async-warehouse"]["parent_call"] == 1
+    assert [c["is_async"] for c in parent["calls"]] == [False, True]
+
+
+def test_failure_in_send_records_traceback_and_propagates(recorded: Any, wired: Any) -> None:
+    order_placed.connect(failing)
+    with pytest.raises(Boom):
+        order_placed.send(sender="shop")
+    [event] = recorded("tests.collector.test_recording.order_placed")
+    assert event["failure_count"] == 1
+    failed = event["calls"][-1]
+    assert failed["outcome"] == "error"
+    assert failed["exc_type"] == "tests.collector.test_recording.Boom"
+    assert failed["exc_message"] == "card declined"
+    assert 'raise Boom("card declined")' in failed["traceback"]
+
+
+def test_failure_in_send_robust_is_recorded_and_later_receivers_run(recorded: Any) -> None:
+    order_placed.connect(failing)
+    order_placed.connect(on_ship)
+    try:
+        result = order_placed.send_robust(sender="shop")
+    finally:
+        order_placed.disconnect(failing)
+        order_placed.disconnect(on_ship)
+    assert isinstance(result[0][1], Boom) and result[1][1] == "shipped"
+    [event] = recorded("tests.collector.test_recording.order_placed")
+    assert [c["outcome"] for c in event["calls"]] == ["error", "ok"]
+
+
+def test_async_failures_in_asend_robust(recorded: Any) -> None:
+    async def async_failing(sender: Any, **kw: Any) -> None:
+        raise Boom("async declined")
+
+    order_placed.connect(async_failing)
+    try:
+        [(_, response)] = asyncio.run(order_placed.asend_robust(sender=None))
+    finally:
+        order_placed.disconnect(async_failing)
+    assert isinstance(response, Boom)
+    [event] = recorded("tests.collector.test_recording.order_placed")
+    assert event["method"] == "asend_robust"
+    assert event["calls"][0]["is_async"] and event["calls"][0]["outcome"] == "error"
+
+
+class Handler:
+    """Receivers as methods and as a callable object."""
+
+    def method(self, sender: Any, **kw: Any) -> str:
+        return "method"
+
+    @classmethod
+    def klass(cls, sender: Any, **kw: Any) -> str:
+        return "classmethod"
+
+    def __call__(self, sender: Any, **kw: Any) -> str:
+        return "callable"
+
+
+def base(sender: Any, flavour: str = "", **kw: Any) -> str:
+    """Target of a partial."""
+    return flavour
+
+
+def test_receiver_names_for_every_kind_of_callable(recorded: Any) -> None:
+    handler = Handler()
+    magic = mock.MagicMock(name="spy", return_value="mocked")
+    receivers = [
+        handler.method,
+        Handler.klass,
+        handler,
+        functools.partial(base, flavour="vanilla"),
+        magic,
+        lambda sender, **kw: "lambda",
+    ]
+    signal = Signal()
+    for r in receivers:
+        signal.connect(r, weak=False)
+    responses = signal.send(sender=None)
+    assert [r for r, _ in responses] == receivers
+    assert [v for _, v in responses] == ["method", "classmethod", "callable", "vanilla", "mocked", "lambda"]
+    [event] = recorded()
+    assert [c["receiver"] for c in event["calls"]] == [
+        "tests.collector.test_recording.Handler.method",
+        "tests.collector.test_recording.Handler.klass",
+        "tests.collector.test_recording.Handler()",
+        "functools.partial(tests.collector.test_recording.base)",
+        "unittest.mock.MagicMock(spy)",
+        "tests.collector.test_recording.test_receiver_names_for_every_kind_of_callable.<locals>.<lambda>",
+    ]
+
+
+def test_receiver_name_is_resolved_once(recorded: Any) -> None:
+    from collector import naming
+
+    signal = Signal()
+    signal.connect(on_ship)
+    with mock.patch.object(naming, "describe_callable", wraps=naming.describe_callable) as spy:
+        naming._receivers.clear()
+        for _ in range(5):
+            signal.send(sender=None)
+    assert spy.call_count == 1
+    signal.disconnect(on_ship)
+
+
+class Unprintable:
+    """An argument whose repr raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+class Recursive:
+    """An argument whose repr recurses forever."""
+
+    def __repr__(self) -> str:
+        return repr(self)
+
+
+class Huge:
+    """An argument whose repr is 10 MB."""
+
+    def __repr__(self) -> str:
+        return "x" * 10_000_000
+
+
+def test_hostile_arguments_are_captured_safely(recorded: Any) -> None:
+    signal = Signal()
+    signal.connect(on_ship)
+    nested: list[Any] = []
+    nested.append(nested)
+    signal.send(
+        sender=Unprintable(), bad=Unprintable(), deep=Recursive(), huge=Huge(),
+        raw=b"\xff\xfe\x00bytes", surrogate="\udcff", loop=nested, many=set(range(100)),
+    )
+    signal.disconnect(on_ship)
+    [event] = recorded()
+    kw = event["kwargs"]
+    assert event["sender"] == "<unrepresentable Unprintable>"
+    assert kw["bad"] == "<unrepresentable Unprintable>"
+    assert kw["deep"] == "<unrepresentable Recursive>"
+    assert len(kw["huge"]) < 400 and kw["huge"].endswith("9999700 more]")
+    assert "\\xff" in kw["raw"]
+    assert kw["surrogate"] == "\\udcff"
+    assert len(kw["many"]) == 21
+    import json
+
+    json.dumps(event)  # everything is JSON-ready
+
+
+unheard_signal = Signal()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sends_with_no_receivers_are_counted_not_stored(recorded: Any) -> None:
+    from django.db.models import Sum
+
+    from collector.models import SignalCount
+
+    class Only:
+        pass
+
+    unheard_signal.connect(on_ship, sender=Only)
+    for _ in range(3):
+        unheard_signal.send(sender="someone else")
+    unheard_signal.send(sender=Only)
+    unheard_signal.disconnect(on_ship, sender=Only)
+    name = "tests.collector.test_recording.unheard_signal"
+    assert len(recorded(name)) == 1
+    totals = SignalCount.objects.filter(signal=name).aggregate(e=Sum("events"), u=Sum("unheard"))
+    assert totals == {"e": 1, "u": 3}

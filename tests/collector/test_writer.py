@@ -1,0 +1,149 @@
+"""The background writer: batches into the database, exactly once, off the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.db.models import Sum
+from django.dispatch import Signal
+
+import collector
+from collector import runtime
+from collector.models import Event, ReceiverCall, ReceiverStat, SignalCount
+
+load_signal = Signal()
+THREADS, PER_THREAD = 8, 500
+
+
+def worker_receiver(sender: Any, **kw: Any) -> int:
+    """Echo the sequence number."""
+    return int(kw["n"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_threads_every_event_stored_exactly_once(recorded: Any) -> None:
+    load_signal.connect(worker_receiver)
+    barrier = threading.Barrier(THREADS)
+
+    def run(t: int) -> None:
+        barrier.wait()
+        for i in range(PER_THREAD):
+            load_signal.send(sender=f"thread-{t}", n=i)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    load_signal.disconnect(worker_receiver)
+    assert collector.flush(30)
+    name = "tests.collector.test_writer.load_signal"
+    events = Event.objects.filter(signal=name)
+    assert events.count() == THREADS * PER_THREAD
+    assert events.values("id").distinct().count() == THREADS * PER_THREAD
+    for t in range(THREADS):
+        ns = sorted(e["kwargs"]["n"] for e in events.filter(sender=f"thread-{t}").values("kwargs"))
+        assert ns == list(range(PER_THREAD))
+    assert ReceiverCall.objects.filter(signal=name).count() == THREADS * PER_THREAD
+    assert ReceiverStat.objects.filter(signal=name).aggregate(n=Sum("calls"))["n"] == THREADS * PER_THREAD
+    assert SignalCount.objects.filter(signal=name).aggregate(n=Sum("events"))["n"] == THREADS * PER_THREAD
+    assert runtime.snapshot()["dropped"] == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hundred_coroutines_every_event_stored_once(recorded: Any) -> None:
+    async def areceiver(sender: Any, **kw: Any) -> None:
+        await asyncio.sleep(0)
+
+    load_signal.connect(areceiver)
+
+    async def main() -> None:
+        await asyncio.gather(*(load_signal.asend(sender=f"co-{i}") for i in range(100)))
+
+    asyncio.run(main())
+    load_signal.disconnect(areceiver)
+    assert collector.flush(30)
+    stored = Event.objects.filter(signal="tests.collector.test_writer.load_signal")
+    assert sorted(stored.values_list("sender", flat=True)) == sorted(f"co-{i}" for i in range(100))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_survive_the_senders_rollback(recorded: Any) -> None:
+    load_signal.connect(worker_receiver)
+    try:
+        with transaction.atomic():
+            load_signal.send(sender="rolled-back", n=1)
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    load_signal.disconnect(worker_receiver)
+    assert collector.flush(10)
+    assert Event.objects.filter(sender="rolled-back").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writer_activity_is_never_collected(recorded: Any) -> None:
+    from django.db.models.signals import post_init, pre_init
+
+    def listener(sender: Any, **kw: Any) -> None:
+        pass
+
+    pre_init.connect(listener, sender=Event)
+    post_init.connect(listener, sender=Event)
+    load_signal.connect(worker_receiver)
+    load_signal.send(sender="x", n=1)
+    assert collector.flush(10)
+    pre_init.disconnect(listener, sender=Event)
+    post_init.disconnect(listener, sender=Event)
+    load_signal.disconnect(worker_receiver)
+    stored = set(Event.objects.values_list("signal", flat=True))
+    assert "django.db.backends.signals.connection_created" not in stored
+    assert not Event.objects.filter(sender="signals_collector.Event").exists()
+
+
+def test_queue_full_drops_and_counts(recorded: Any) -> None:
+    load_signal.connect(worker_receiver)
+    before = runtime.snapshot()["dropped"].get("queue_full", 0)
+    old = runtime._capacity
+    runtime._capacity = 0
+    try:
+        assert load_signal.send(sender="dropped", n=1)[0][1] == 1
+    finally:
+        runtime._capacity = old
+        load_signal.disconnect(worker_receiver)
+    assert runtime.snapshot()["dropped"]["queue_full"] == before + 1
+    assert recorded(sender="dropped") == []
+
+
+def test_works_without_the_app_installed(tmp_path: Any) -> None:
+    """install() in a process whose settings lack the collector app: memory sink only."""
+    script = tmp_path / "standalone.py"
+    script.write_text(
+        "import django\n"
+        "from django.conf import settings\n"
+        "settings.configure(INSTALLED_APPS=['django.contrib.contenttypes'],"
+        " DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}})\n"
+        "django.setup()\n"
+        "import collector\n"
+        "from django.dispatch import Signal\n"
+        "from collector.sinks import memory_events\n"
+        "custom = Signal()\n"
+        "custom.connect(lambda sender, **kw: 42, weak=False)\n"
+        "assert collector.install() is True\n"
+        "assert custom.send(sender=None)[0][1] == 42\n"
+        "assert collector.flush(10)\n"
+        "events = memory_events()\n"
+        "assert [e['signal'] for e in events] == ['__main__.custom'], events\n"
+        "collector.uninstall()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                            cwd=str(tmp_path), env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
