@@ -12,7 +12,8 @@ def install() -> bool:
     """Start recording every signal in this process; return False if it already was (idempotent)."""
     from collector import hook, runtime
 
-    return hook.install(runtime.emit)
+    runtime.attach()
+    return hook.install()
 
 
 def uninstall() -> bool:

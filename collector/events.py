@@ -13,9 +13,12 @@ HOST = socket.gethostname()[:100]
 EventDict = dict[str, Any]
 
 
-def build(record: tuple[Any, ...]) -> EventDict:
-    """Return the event dict for one raw record from the hook."""
-    (event_id, signal, sender, method, wall, duration, calls, parent, kwargs, path) = record
+def build(record: tuple[Any, ...], now_wall: float, now_ns: int) -> EventDict:
+    """Return the event dict for one raw record; its start (perf counter) becomes wall time."""
+    (event_id, signal, sender, method, start, duration, calls, parent, kwargs, path) = record
+    wall = now_wall - (now_ns - start) / 1e9
+    if len(calls) > 1:
+        calls = sorted(calls, key=_index)
     failures = 0
     call_dicts = []
     for index, receiver, is_async, took, failed in calls:
@@ -51,3 +54,8 @@ def build(record: tuple[Any, ...]) -> EventDict:
         "request_path": path,
         "calls": call_dicts,
     }
+
+
+def _index(call: tuple[Any, ...]) -> int:
+    """Sort key: a call's position in the response list."""
+    return int(call[0])

@@ -4,7 +4,7 @@ Each replacement mirrors the installed Django version's own method line for line
 run ``asend``'s sync and async receivers concurrently with ``asyncio.gather``; 6.1 runs the sync
 ones first, then the async ones in a ``TaskGroup`` through ``_run_parallel``). The response lists
 hold the original receiver objects; exceptions propagate unchanged; sends with no receivers take
-Django's own fast path. What the hot path keeps is a plain tuple handed to ``runtime.emit``;
+Django's own fast path. What the hot path keeps is a plain tuple appended to the runtime's queue;
 naming, processors and storage happen later, on the writer thread.
 """
 
@@ -18,7 +18,7 @@ import threading
 import traceback as _tb
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from time import perf_counter_ns, time
+from time import perf_counter_ns
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -45,8 +45,9 @@ _task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
 _TOKEN = random.getrandbits(31)
 _seq = itertools.count(1)
 
-# Where finished events go; runtime.emit once installed (a no-op until then).
-_emit: Callable[[tuple[Any, ...]], None] = lambda record: None  # noqa: E731
+# The runtime's queue and its capacity; records are appended here (set by runtime.attach).
+_queue: Any = None
+capacity = 100_000
 # Counter of sends that found no live receiver, keyed by id(signal); read by the writer.
 unheard: dict[int, list[Any]] = {}
 # Also store unheard sends as events (SIGNAL_MONITOR["RECORD_UNHEARD"]); set by runtime.
@@ -57,6 +58,9 @@ _ORIGINALS: dict[str, Any] = {
 }
 _lock = threading.Lock()
 _installed = False
+_EMPTY: dict[str, Any] = {}
+# id(receiver or its __func__) -> (weak reference, dotted name); see naming.receiver_name.
+_names = naming._receivers
 
 
 def _new_event_id() -> int:
@@ -64,14 +68,20 @@ def _new_event_id() -> int:
     return (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
 
 
+def _task_parent() -> tuple[int, int] | None:
+    """Return the parent recorded for the running asyncio task, if any."""
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return None
+    return _task_parents.get(asyncio.current_task(loop))  # type: ignore[arg-type]
+
+
 def _parent() -> tuple[int, int] | None:
     """Return (event id, call index) of the receiver call this send happens inside, if any."""
     if _task_parents:
-        loop = asyncio._get_running_loop()
-        if loop is not None:
-            found = _task_parents.get(asyncio.current_task(loop))  # type: ignore[arg-type]
-            if found is not None:
-                return found
+        found = _task_parent()
+        if found is not None:
+            return found
     cur = _current.get()
     return None if cur is None else (cur[0], cur[1])
 
@@ -95,28 +105,77 @@ def _count_unheard(signal: Signal, sender: Any) -> None:
     else:
         slot[1] += 1
     if record_unheard and not muted.get():
-        method = "send"
-        _Dispatch(signal, sender, method, {}).finish()
+        _finish(signal, sender, "send", _EMPTY, _new_event_id(), _parent(), perf_counter_ns(), [])
+
+
+def _finish(
+    signal: Signal, sender: Any, method: str, named: dict[str, Any], event_id: int,
+    parent: tuple[int, int] | None, start: int, calls: list[tuple[Any, ...]],
+) -> None:
+    """Queue the finished dispatch as a plain tuple (receivers named, arguments captured)."""
+    end = perf_counter_ns()
+    try:
+        named_calls = []
+        for index, receiver, is_async, took, failed in calls:
+            entry = _names.get(id(receiver))
+            if entry is not None and entry[0]() is receiver:
+                name = entry[1]
+            else:
+                name = naming.receiver_name(receiver)
+            named_calls.append((index, name, is_async, took, failed))
+        if sender is not None and not isinstance(sender, type):
+            sender = capture.sender_ref(sender)
+        record = (
+            event_id, signal, sender, method, start, end - start, named_calls, parent,
+            capture.capture_kwargs(signal, named) if named else _EMPTY, request_path.get(),
+        )
+        if len(_queue) < capacity:
+            _queue.append(record)
+            if not runtime_state.alive:
+                runtime_state.start()
+        else:
+            runtime_state.drop("queue_full")
+    except BaseException:  # noqa: BLE001 - the collector never raises into the host
+        runtime_state.drop("capture_error")
+
+
+class _RuntimeState:
+    """What the hook needs from the runtime, without importing it (set by runtime.attach)."""
+
+    alive = True
+
+    @staticmethod
+    def start() -> None:
+        """Start the writer thread."""
+
+    @staticmethod
+    def drop(reason: str) -> None:
+        """Count a dropped event."""
+
+
+runtime_state: Any = _RuntimeState()
 
 
 class _Dispatch:
-    """One send in flight: its id, parent, start time and the receiver calls so far."""
+    """An async dispatch in flight: what its timed receiver coroutines need."""
 
-    __slots__ = ("signal", "sender", "method", "named", "id", "parent", "wall", "start", "calls")
+    __slots__ = ("signal", "sender", "method", "named", "id", "parent", "start", "calls")
 
-    def __init__(self, signal: Signal, sender: Any, method: str, named: dict[str, Any]) -> None:
+    def __init__(
+        self, signal: Signal, sender: Any, method: str, named: dict[str, Any],
+        event_id: int, parent: tuple[int, int] | None, calls: list[tuple[Any, ...]],
+    ) -> None:
         self.signal = signal
         self.sender = sender
         self.method = method
         self.named = named
-        self.id = _new_event_id()
-        self.parent = _parent()
-        self.calls: list[tuple[Any, ...]] = []
-        self.wall = time()
+        self.id = event_id
+        self.parent = parent
+        self.calls = calls
         self.start = perf_counter_ns()
 
     def run_sync(self, receivers: list[Any], robust: bool) -> list[tuple[Any, Any]]:
-        """Call sync receivers in order, timing each; Django's send()/send_robust() loop."""
+        """Call sync receivers in order, timing each (asend's sync_send, in a worker thread)."""
         signal, sender, named, calls = self.signal, self.sender, self.named, self.calls
         responses: list[tuple[Any, Any]] = []
         cursor = [self.id, 0]
@@ -124,24 +183,20 @@ class _Dispatch:
         try:
             for index, receiver in enumerate(receivers):
                 cursor[1] = index
-                started = perf_counter_ns()
+                began = perf_counter_ns()
                 try:
                     response = receiver(signal=signal, sender=sender, **named)
                 except Exception as err:
-                    calls.append(
-                        (index, receiver, False, perf_counter_ns() - started, _failure(err))
-                    )
+                    calls.append((index, receiver, False, perf_counter_ns() - began, _failure(err)))
                     if not robust:
                         raise
                     signal._log_robust_failure(receiver, err)
                     responses.append((receiver, err))
                 except BaseException as err:
-                    calls.append(
-                        (index, receiver, False, perf_counter_ns() - started, _failure(err))
-                    )
+                    calls.append((index, receiver, False, perf_counter_ns() - began, _failure(err)))
                     raise
                 else:
-                    calls.append((index, receiver, False, perf_counter_ns() - started, None))
+                    calls.append((index, receiver, False, perf_counter_ns() - began, None))
                     responses.append((receiver, response))
         finally:
             _current.reset(token)
@@ -155,24 +210,24 @@ class _Dispatch:
         if task is not None:
             _task_parents[task] = (self.id, index)
         _current.set([self.id, index])
-        started = perf_counter_ns()
+        began = perf_counter_ns()
         try:
             response = await receiver(signal=self.signal, sender=self.sender, **self.named)
         except Exception as err:
-            self.calls.append((index, receiver, True, perf_counter_ns() - started, _failure(err)))
+            self.calls.append((index, receiver, True, perf_counter_ns() - began, _failure(err)))
             if not robust:
                 raise
             self.signal._log_robust_failure(receiver, err)
             return err
         except BaseException as err:
-            self.calls.append((index, receiver, True, perf_counter_ns() - started, _failure(err)))
+            self.calls.append((index, receiver, True, perf_counter_ns() - began, _failure(err)))
             raise
         finally:
             # Restore the value from before the whole group, never a sibling's (shared context).
             _current.set(outer)
             if task is not None:
                 _task_parents.pop(task, None)
-        self.calls.append((index, receiver, True, perf_counter_ns() - started, None))
+        self.calls.append((index, receiver, True, perf_counter_ns() - began, None))
         return response
 
     def async_coros(self, receivers: list[Any], first: int, robust: bool) -> list[Any]:
@@ -181,46 +236,9 @@ class _Dispatch:
         return [self.run_async(r, first + i, robust, outer) for i, r in enumerate(receivers)]
 
     def finish(self) -> None:
-        """Hand the finished dispatch to the runtime as a plain tuple; never raises."""
-        duration = perf_counter_ns() - self.start
-        try:
-            calls = [
-                (index, naming.receiver_name(receiver), is_async, took, failed)
-                for index, receiver, is_async, took, failed in self.calls
-            ]
-            calls.sort(key=_first)
-            _emit(
-                (
-                    self.id,
-                    self.signal,
-                    capture.sender_ref(self.sender),
-                    self.method,
-                    self.wall,
-                    duration,
-                    calls,
-                    self.parent,
-                    capture.capture_kwargs(self.signal, self.named),
-                    request_path.get(),
-                )
-            )
-        except BaseException:  # noqa: BLE001 - the collector never raises into the host
-            from collector import runtime
-
-            runtime.count_drop("capture_error")
-
-
-def _first(call: tuple[Any, ...]) -> int:
-    """Sort key: a call's index."""
-    return call[0]
-
-
-def _begin(signal: Signal, sender: Any, method: str, named: dict[str, Any]) -> _Dispatch | None:
-    """Return a new dispatch record, or None when this context must not be recorded."""
-    if signal is _request_started or signal is _request_finished:
-        _track_request(signal, named)
-    if muted.get():
-        return None
-    return _Dispatch(signal, sender, method, named)
+        """Queue the finished dispatch."""
+        _finish(self.signal, self.sender, self.method, self.named, self.id, self.parent,
+                self.start, self.calls)
 
 
 def _track_request(signal: Signal, named: dict[str, Any]) -> None:
@@ -238,6 +256,57 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> None:
     muted.set(bool(path) and any(path.startswith(prefix) for prefix in excluded))
 
 
+def _sync_dispatch(
+    signal: Signal, sender: Any, named: dict[str, Any], method: str, robust: bool,
+    sync_receivers: list[Any], async_receivers: list[Any],
+) -> list[tuple[Any, Any]]:
+    """The body of send()/send_robust() once there are live receivers: Django's loop, timed."""
+    if signal is _request_started or signal is _request_finished:
+        _track_request(signal, named)
+    if muted.get():
+        return _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
+    event_id = (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
+    cur = _current.get()
+    parent = None if cur is None else (cur[0], cur[1])
+    if _task_parents:
+        parent = _task_parent() or parent
+    calls: list[tuple[Any, ...]] = []
+    responses: list[tuple[Any, Any]] = []
+    cursor = [event_id, 0]
+    token = _current.set(cursor)
+    start = perf_counter_ns()
+    try:
+        for index, receiver in enumerate(sync_receivers):
+            cursor[1] = index
+            began = perf_counter_ns()
+            try:
+                response = receiver(signal=signal, sender=sender, **named)
+            except Exception as err:
+                calls.append((index, receiver, False, perf_counter_ns() - began, _failure(err)))
+                if not robust:
+                    raise
+                signal._log_robust_failure(receiver, err)
+                responses.append((receiver, err))
+            except BaseException as err:
+                calls.append((index, receiver, False, perf_counter_ns() - began, _failure(err)))
+                raise
+            else:
+                calls.append((index, receiver, False, perf_counter_ns() - began, None))
+                responses.append((receiver, response))
+        if async_receivers:
+            _current.reset(token)
+            token = None
+            dispatch = _Dispatch(signal, sender, method, named, event_id, parent, calls)
+            responses.extend(
+                _send_async(dispatch, async_receivers, len(sync_receivers), robust)
+            )
+        return responses
+    finally:
+        if token is not None:
+            _current.reset(token)
+        _finish(signal, sender, method, named, event_id, parent, start, calls)
+
+
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """Django's Signal.send, timed."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
@@ -246,16 +315,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     if not sync_receivers and not async_receivers:
         _count_unheard(self, sender)
         return []
-    dispatch = _begin(self, sender, "send", named)
-    if dispatch is None:
-        return _ORIGINALS["send"](self, sender, **named)
-    try:
-        responses = dispatch.run_sync(sync_receivers, robust=False)
-        if async_receivers:
-            responses.extend(_send_async(dispatch, async_receivers, len(sync_receivers), False))
-        return responses
-    finally:
-        dispatch.finish()
+    return _sync_dispatch(self, sender, named, "send", False, sync_receivers, async_receivers)
 
 
 def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
@@ -266,16 +326,9 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     if not sync_receivers and not async_receivers:
         _count_unheard(self, sender)
         return []
-    dispatch = _begin(self, sender, "send_robust", named)
-    if dispatch is None:
-        return _ORIGINALS["send_robust"](self, sender, **named)
-    try:
-        responses = dispatch.run_sync(sync_receivers, robust=True)
-        if async_receivers:
-            responses.extend(_send_async(dispatch, async_receivers, len(sync_receivers), True))
-        return responses
-    finally:
-        dispatch.finish()
+    return _sync_dispatch(
+        self, sender, named, "send_robust", True, sync_receivers, async_receivers
+    )
 
 
 def _send_async(
@@ -314,9 +367,11 @@ async def _asend(
     if not sync_receivers and not async_receivers:
         _count_unheard(signal, sender)
         return []
-    dispatch = _begin(signal, sender, method, named)
-    if dispatch is None:
+    if signal is _request_started or signal is _request_finished:
+        _track_request(signal, named)
+    if muted.get():
         return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
+    dispatch = _Dispatch(signal, sender, method, named, _new_event_id(), _parent(), [])
 
     if sync_receivers:
 
@@ -357,11 +412,10 @@ from django.core.signals import request_finished as _request_finished  # noqa: E
 from django.core.signals import request_started as _request_started  # noqa: E402
 
 
-def install(emit: Callable[[tuple[Any, ...]], None]) -> bool:
-    """Patch Signal's send methods to record into ``emit``; return False if already installed."""
-    global _emit, _installed
+def install() -> bool:
+    """Patch Signal's send methods; return False if already installed."""
+    global _installed
     with _lock:
-        _emit = emit
         if _installed:
             return False
         for name, replacement in _REPLACEMENTS.items():

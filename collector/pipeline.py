@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -101,9 +102,10 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
     while queue and len(records) < size:
         records.append(queue.popleft())
     batch = []
+    now_wall, now_ns = time.time(), time.perf_counter_ns()
     for record in records:
         try:
-            event = pipe.process(events.build(record))
+            event = pipe.process(events.build(record, now_wall, now_ns))
         except Exception as exc:  # noqa: BLE001 - a record that cannot be built is counted
             runtime.count_drop("build_error")
             runtime.count("build_errors", error=repr(exc))

@@ -20,7 +20,6 @@ from collector import hook
 logger = logging.getLogger("collector")
 
 _queue: deque[tuple[Any, ...]] = deque()
-_capacity = 100_000
 _drops: Counter[str] = Counter()
 _counters: Counter[str] = Counter()
 _alive = False
@@ -32,16 +31,6 @@ _busy = False
 _last_drop_log = 0.0
 _last_error = ""
 started_at = time.time()
-
-
-def emit(record: tuple[Any, ...]) -> None:
-    """Queue one record from the hook; drop and count it when the queue is full. Never blocks."""
-    if len(_queue) >= _capacity:
-        count_drop("queue_full")
-        return
-    _queue.append(record)
-    if not _alive:
-        _start()
 
 
 def count_drop(reason: str, n: int = 1) -> None:
@@ -66,7 +55,7 @@ def snapshot() -> dict[str, Any]:
     """Return this process's health figures: queue length, drops by reason, counters."""
     return {
         "queue": len(_queue),
-        "capacity": _capacity,
+        "capacity": hook.capacity,
         "dropped": dict(_drops),
         "alive": _alive,
         "last_error": _last_error,
@@ -76,9 +65,33 @@ def snapshot() -> dict[str, Any]:
 
 def configure(config: dict[str, Any]) -> None:
     """Apply queue-related settings."""
-    global _capacity
-    _capacity = int(config["QUEUE_SIZE"])
+    hook.capacity = int(config["QUEUE_SIZE"])
     hook.record_unheard = bool(config["RECORD_UNHEARD"])
+
+
+class _State:
+    """The view of the runtime the hook uses: is the writer alive, start it, count a drop."""
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the writer thread runs (or is stopping on purpose)."""
+        return _alive or _stopping
+
+    @staticmethod
+    def start() -> None:
+        """Start the writer thread."""
+        _start()
+
+    @staticmethod
+    def drop(reason: str) -> None:
+        """Count a dropped event."""
+        count_drop(reason)
+
+
+def attach() -> None:
+    """Point the hook at this runtime's queue and state."""
+    hook._queue = _queue
+    hook.runtime_state = _State()
 
 
 def _start() -> None:
@@ -176,3 +189,4 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(shutdown)
+attach()

@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.dispatch import Signal
 
 import collector
-from collector import runtime
+from collector import hook, runtime
 from collector.models import Event, ReceiverCall, ReceiverStat, SignalCount
 
 load_signal = Signal()
@@ -110,12 +110,12 @@ def test_writer_activity_is_never_collected(recorded: Any) -> None:
 def test_queue_full_drops_and_counts(recorded: Any) -> None:
     load_signal.connect(worker_receiver)
     before = runtime.snapshot()["dropped"].get("queue_full", 0)
-    old = runtime._capacity
-    runtime._capacity = 0
+    old = hook.capacity
+    hook.capacity = 0
     try:
         assert load_signal.send(sender="dropped", n=1)[0][1] == 1
     finally:
-        runtime._capacity = old
+        hook.capacity = old
         load_signal.disconnect(worker_receiver)
     assert runtime.snapshot()["dropped"]["queue_full"] == before + 1
     assert recorded(sender="dropped") == []
