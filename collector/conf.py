@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "SINKS": [
         "collector.sinks.DatabaseSink",
         "collector.sinks.MemorySink",
+        "collector.sinks.LiveSink",
     ],
     # Database alias the writer uses for the collector's tables.
     "DATABASE_ALIAS": "default",
@@ -56,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_REPR": 300,
     "MAX_KWARGS": 20,
     "MAX_TRACEBACK": 20_000,
+    # Dotted path of the callable(user) -> bool that guards every dashboard page and the websocket.
+    "ACCESS_CHECK": "dashboard.access.is_staff_user",
     # Retention: events older than this many days, or beyond this many rows, are pruned.
     "MAX_AGE_DAYS": 7,
     "MAX_EVENTS": 1_000_000,

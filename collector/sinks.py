@@ -134,12 +134,24 @@ class LiveSink(Sink):
         """Start online; the flag flips when the channel layer fails."""
         super().__init__(config)
         self.online = True
+        self.enabled = self._channels_configured()
+
+    @staticmethod
+    def _channels_configured() -> bool:
+        """Return True when channels is importable and a channel layer is configured."""
+        from django.conf import settings
+
+        try:
+            import channels.layers  # noqa: F401
+        except ImportError:
+            return False
+        return bool(getattr(settings, "CHANNEL_LAYERS", None))
 
     def write(self, events: list[EventDict], unheard: dict[str, int]) -> None:
         """Send the newest events as one group message, with the number skipped."""
         from collector import live, runtime
 
-        if not events:
+        if not events or not self.enabled:
             return
         newest = events[-self.MAX_EVENTS :]
         message = {
