@@ -1,0 +1,185 @@
+"""The live feed's websocket consumer: staff only, filtered server-side, batched, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from dashboard import fragments, selectors
+from dashboard.access import user_has_access
+from dashboard.feed import FeedFilters, FeedState
+
+__all__ = ["GROUP", "LiveFeedConsumer"]
+
+logger = logging.getLogger(__name__)
+
+GROUP = "signal_monitor.events"
+CLOSE_FORBIDDEN = 4403
+MAX_INCOMING = 8 * 1024
+
+
+class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """Joins the events group, keeps what the client's filters match, sends a few frames a second.
+
+    Client frames (JSON objects; htmx's hx-ws:send adds form values and "headers"):
+    {"action": "filters", "signal": ..., "sender": ..., "receiver": ..., "outcome": ...},
+    {"action": "pause"}, {"action": "resume"}, {"action": "toggle"}.
+    """
+
+    frame_interval = 0.25  # seconds between frames: at most four a second per client
+    rejoin_interval = 600.0  # group membership expires (a day in channels); renew it often
+    backfill = 50  # stored events shown on connect and after a filter change
+    max_rows = 200
+
+    state: FeedState
+    _flusher: asyncio.Task[None] | None = None
+    _joined_at = 0.0
+    _loading = False
+
+    async def connect(self) -> None:
+        """Accept staff only (others get close code 4403), then join the group and backfill."""
+        user = self.scope.get("user")
+        if not await database_sync_to_async(user_has_access)(user):
+            await self.accept()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        _register_loop()
+        filters, errors = FeedFilters.parse(_query(self.scope))
+        self.state = FeedState(filters, max_rows=self.max_rows)
+        await self.accept()
+        await self._join()
+        for error in errors:
+            await self.send(fragments.error_message(error))
+        await self._load_backfill()
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def disconnect(self, code: int) -> None:
+        """Stop the flush task and leave the group."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self.channel_layer is not None and self._joined_at:
+            await self.channel_layer.group_discard(GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Decode a client frame; anything malformed gets an error frame, never a disconnect."""
+        if not hasattr(self, "state"):
+            return
+        if text_data is None:
+            await self.send(fragments.error_message("Binary frames are not supported."))
+            return
+        if len(text_data) > MAX_INCOMING:
+            await self.send(fragments.error_message("Message too large."))
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send(fragments.error_message("Malformed message: not JSON."))
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Apply one client command."""
+        if not isinstance(content, dict):
+            await self.send(fragments.error_message("Malformed message: expected an object."))
+            return
+        action = content.get("action", "filters")
+        if action in ("pause", "resume", "toggle"):
+            paused = not self.state.paused if action == "toggle" else action == "pause"
+            self.state.set_paused(paused)
+            await self.send(fragments.status_message(self.state))
+        elif action == "filters":
+            await self._change_filters(content)
+        else:
+            await self.send(fragments.error_message(f"Unknown action {str(action)[:40]!r}."))
+
+    async def events_batch(self, message: dict[str, Any]) -> None:
+        """Group message from the collector's live sink: buffer it (frames go out on a timer)."""
+        if hasattr(self, "state"):
+            self.state.add_batch(message)
+
+    async def _change_filters(self, content: dict[str, Any]) -> None:
+        """Switch filters: clear the page, report bad values, backfill the new selection."""
+        filters, errors = FeedFilters.parse(content)
+        for error in errors:
+            await self.send(fragments.error_message(error))
+        self.state.set_filters(filters)
+        await self._load_backfill()
+
+    async def _load_backfill(self) -> None:
+        """Queue the newest stored events that match (the flush loop waits meanwhile)."""
+        self._loading = True
+        try:
+            events = await database_sync_to_async(_recent)(self.state.filters, self.backfill)
+            self.state.add_backfill(events)
+        except Exception:  # the store may be missing or busy; the live feed still works
+            logger.exception("live feed backfill failed")
+        finally:
+            self._loading = False
+
+    async def _flush_loop(self) -> None:
+        """Send at most one frame per interval; renew the group membership now and then."""
+        while True:
+            await asyncio.sleep(self.frame_interval)
+            try:
+                if time.monotonic() - self._joined_at > self.rejoin_interval:
+                    await self._join()
+                await self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("live feed frame failed")
+
+    async def _flush(self) -> None:
+        """Send the pending frame, if any."""
+        if self._loading:
+            return
+        frame = self.state.take_frame()
+        if frame is not None:
+            await self.send(fragments.feed_message(self.state, frame))
+
+    async def _join(self) -> None:
+        """Join (or re-join, refreshing the expiry of) the events group."""
+        if self.channel_layer is None:
+            await self.send(
+                fragments.error_message(
+                    "No channel layer is configured: the feed cannot receive live events."
+                )
+            )
+            self._joined_at = time.monotonic()
+            return
+        await self.channel_layer.group_add(GROUP, self.channel_name)
+        self._joined_at = time.monotonic()
+
+
+def _query(scope: dict[str, Any]) -> dict[str, list[str]]:
+    """Return the websocket URL's query parameters."""
+    raw = scope.get("query_string", b"")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        return parse_qs(text, max_num_fields=20)
+    except ValueError:  # undecodable bytes or too many fields
+        return {}
+
+
+def _recent(filters: FeedFilters, limit: int) -> list[dict[str, Any]]:
+    """Return the newest stored events matching ``filters``."""
+    return selectors.recent_events(filters=filters, limit=limit)
+
+
+def _register_loop() -> None:
+    """Tell the collector which loop serves the websockets (the in-memory layer lives there)."""
+    try:
+        from collector.live import register_loop
+    except ImportError:
+        return
+    register_loop(asyncio.get_running_loop())

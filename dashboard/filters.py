@@ -1,0 +1,123 @@
+"""django-filter FilterSets for the receivers and failures pages; bad values become messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.forms import DateTimeInput, TextInput
+
+from collector.models import Outcome, ReceiverCall, ReceiverStat
+from dashboard.windows import WINDOW_CHOICES, WINDOWS, window_start
+
+__all__ = ["FailureFilter", "ReceiverStatFilter", "filter_messages", "known_signal_choices"]
+
+MAX_TEXT = 300
+
+
+def known_signal_choices() -> list[tuple[str, str]]:
+    """Return (name, name) for every signal seen in the store or loaded in this process."""
+    from dashboard import selectors
+
+    return [(name, name) for name in selectors.known_signals()]
+
+
+def _text_filter(label: str, placeholder: str) -> django_filters.CharFilter:
+    """Return a case-insensitive substring filter with a bounded input."""
+    return django_filters.CharFilter(
+        lookup_expr="icontains",
+        label=label,
+        max_length=MAX_TEXT,
+        widget=TextInput(attrs={"placeholder": placeholder}),
+    )
+
+
+class WindowFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+    """Adds a "since" window (always applied, with a default) and an optional start/end."""
+
+    time_field = "timestamp"
+    default_window = "24h"
+
+    since = django_filters.ChoiceFilter(
+        choices=WINDOW_CHOICES, method="_keep", label="Window", empty_label=None
+    )
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        """Bind always (an empty query still applies the default window); add start/end."""
+        super().__init__(data if data is not None else {}, *args, **kwargs)
+        for name, lookup in (("start", "gte"), ("end", "lte")):
+            self.filters[name] = django_filters.DateTimeFilter(
+                field_name=self.time_field,
+                lookup_expr=lookup,
+                label=name.capitalize(),
+                widget=DateTimeInput(attrs={"placeholder": "YYYY-MM-DD HH:MM"}),
+            )
+
+    def _keep(self, queryset: QuerySet[Any], name: str, value: Any) -> QuerySet[Any]:
+        """The window is applied in filter_queryset, whatever the field's validity."""
+        return queryset
+
+    @property
+    def window(self) -> str:
+        """Return the valid chosen window, or the default."""
+        self.form.is_valid()  # fills cleaned_data with the fields that are valid
+        chosen = self.form.cleaned_data.get("since")
+        return str(chosen) if chosen in WINDOWS else self.default_window
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Apply the valid filters, then the window."""
+        queryset = super().filter_queryset(queryset)
+        start = window_start(self.window)
+        if start is not None:
+            queryset = queryset.filter(**{f"{self.time_field}__gte": start})
+        return queryset
+
+
+class ReceiverStatFilter(WindowFilterSet):
+    """Filters the per-minute timing rollups behind the receivers table."""
+
+    time_field = "minute"
+
+    signal = django_filters.ChoiceFilter(
+        choices=known_signal_choices, label="Signal", empty_label="any signal"
+    )
+    sender = _text_filter("Sender", "sender contains")
+    receiver = _text_filter("Receiver", "receiver contains")
+
+    class Meta:
+        model = ReceiverStat
+        fields = ["signal", "sender", "receiver", "since"]
+
+
+class FailureFilter(WindowFilterSet):
+    """Filters failed receiver calls."""
+
+    default_window = "7d"
+
+    signal = django_filters.ChoiceFilter(
+        choices=known_signal_choices, label="Signal", empty_label="any signal"
+    )
+    sender = _text_filter("Sender", "sender contains")
+    receiver = _text_filter("Receiver", "receiver contains")
+    exc_type = _text_filter("Exception", "exception type contains")
+
+    class Meta:
+        model = ReceiverCall
+        fields = ["signal", "sender", "receiver", "exc_type", "since"]
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Only failed calls."""
+        return super().filter_queryset(queryset).filter(outcome=Outcome.ERROR)
+
+
+def filter_messages(filterset: django_filters.FilterSet) -> list[str]:
+    """Return one readable message per invalid filter value (the filter is then ignored)."""
+    messages = []
+    for name, errors in filterset.form.errors.items():
+        field = filterset.form.fields.get(name)
+        label = field.label if field is not None and field.label else name
+        raw = filterset.data.get(name, "") if hasattr(filterset.data, "get") else ""
+        shown = raw if len(str(raw)) <= 60 else str(raw)[:57] + "..."
+        messages.append(f"Ignored {label} filter {shown!r}: {' '.join(errors)}")
+    return messages

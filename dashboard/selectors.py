@@ -1,0 +1,417 @@
+"""Every query the dashboard makes. Timings come from the per-minute rollups, never from calls."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Max, QuerySet, Sum
+from django.db.models.functions import Left, Right
+from django.utils import timezone
+
+from collector.models import Event, Outcome, ReceiverCall, ReceiverStat, SignalCount
+from collector.stats import percentile
+from dashboard import registry
+from dashboard.feed import FeedFilters
+
+__all__ = [
+    "EventNode",
+    "event_tree",
+    "failure_detail",
+    "failure_groups",
+    "known_signals",
+    "parse_event_id",
+    "recent_events",
+    "receiver_timings",
+    "signal_overview",
+]
+
+MAX_EVENT_ID = 2**63 - 1
+SPARK_MINUTES = 60
+FAILURE_SCAN_LIMIT = 5_000
+TRACEBACK_TAIL = 2_000
+_FRAME_RE = re.compile(r'File "([^"]+)", line (\d+), in ([^\n]+)')
+
+
+def parse_event_id(raw: Any) -> int | None:
+    """Return ``raw`` as a storable id (a signed 64-bit integer), or None."""
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value <= MAX_EVENT_ID else None
+
+
+def known_signals() -> list[str]:
+    """Return the names of signals seen in the store or loaded in this process, sorted."""
+    stored = SignalCount.objects.order_by().values_list("signal", flat=True).distinct()
+    return sorted(set(stored) | {info.name for info in registry.registry_signals()})
+
+
+# ---- timing statistics (rollups) ------------------------------------------------------------
+
+
+@dataclass
+class _Timing:
+    """Accumulates one receiver's (or signal's) rollup rows."""
+
+    calls: int = 0
+    failures: int = 0
+    total_ns: int = 0
+    max_ns: int = 0
+    buckets: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    signals: set[str] = field(default_factory=set)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Fold in one aggregated (…, bucket) row."""
+        self.calls += row["calls"] or 0
+        self.failures += row["failures"] or 0
+        self.total_ns += row["total_ns"] or 0
+        self.max_ns = max(self.max_ns, row["max_ns"] or 0)
+        self.buckets[row["bucket"]] += row["calls"] or 0
+
+    def summary(self) -> dict[str, Any]:
+        """Return calls, failures, mean, percentiles, max and error rate."""
+        return {
+            "calls": self.calls,
+            "failures": self.failures,
+            "mean_ns": self.total_ns // self.calls if self.calls else None,
+            "p50_ns": percentile(self.buckets, 50),
+            "p95_ns": percentile(self.buckets, 95),
+            "p99_ns": percentile(self.buckets, 99),
+            "max_ns": self.max_ns,
+            "error_rate": self.failures / self.calls if self.calls else 0.0,
+        }
+
+
+def _rollup(stats: QuerySet[ReceiverStat], key: str) -> dict[str, _Timing]:
+    """Aggregate rollup rows per ``key`` (receiver or signal) and latency bucket."""
+    rows = (
+        stats.order_by()
+        .values(key, "signal", "bucket")
+        .annotate(
+            calls=Sum("calls"),
+            failures=Sum("failures"),
+            total_ns=Sum("total_ns"),
+            max_ns=Max("max_ns"),
+        )
+    )
+    timings: dict[str, _Timing] = defaultdict(_Timing)
+    for row in rows:
+        timing = timings[row[key]]
+        timing.add(row)
+        timing.signals.add(row["signal"])
+    return timings
+
+
+def receiver_timings(*, stats: QuerySet[ReceiverStat]) -> list[dict[str, Any]]:
+    """Return one row per receiver: signals, calls, mean, percentiles, max, last failure."""
+    timings = _rollup(stats, "receiver")
+    last_failures = dict(
+        stats.filter(failures__gt=0)
+        .order_by()
+        .values("receiver")
+        .annotate(last=Max("minute"))
+        .values_list("receiver", "last")
+    )
+    return [
+        {
+            "receiver": name,
+            "signals": ", ".join(sorted(timing.signals)),
+            "last_failure": last_failures.get(name),
+            **timing.summary(),
+        }
+        for name, timing in timings.items()
+    ]
+
+
+def signal_overview(*, start: datetime | None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Return one row per signal: events, receivers, calls, failures, p95, last hour's rate."""
+    now = now or timezone.now()
+    counts = SignalCount.objects.order_by()
+    stats = ReceiverStat.objects.all()
+    if start is not None:
+        counts = counts.filter(minute__gte=start)
+        stats = stats.filter(minute__gte=start)
+    events: dict[str, dict[str, Any]] = {
+        row["signal"]: dict(row)
+        for row in counts.values("signal").annotate(events=Sum("events"), unheard=Sum("unheard"))
+    }
+    timings = _rollup(stats, "signal")
+    connected = registry.receiver_counts()
+    sparks = _sparklines(now)
+    rows = []
+    for name in sorted(set(events) | set(timings) | set(connected)):
+        summary = timings[name].summary() if name in timings else _Timing().summary()
+        rows.append(
+            {
+                "signal": name,
+                "events": (events.get(name) or {}).get("events") or 0,
+                "unheard": (events.get(name) or {}).get("unheard") or 0,
+                "receivers": connected.get(name),
+                "calls": summary["calls"],
+                "failures": summary["failures"],
+                "p95_ns": summary["p95_ns"],
+                "rate": sparks.get(name, [0] * SPARK_MINUTES),
+            }
+        )
+    return rows
+
+
+def _sparklines(now: datetime) -> dict[str, list[int]]:
+    """Return per-signal event counts for each of the last SPARK_MINUTES minutes, oldest first."""
+    end = now.replace(second=0, microsecond=0)
+    first = end - timedelta(minutes=SPARK_MINUTES - 1)
+    series: dict[str, list[int]] = defaultdict(lambda: [0] * SPARK_MINUTES)
+    rows = SignalCount.objects.order_by().filter(minute__gte=first, minute__lte=end)
+    for signal, minute, count in rows.values_list("signal", "minute", "events"):
+        index = int((minute - first).total_seconds() // 60)
+        if 0 <= index < SPARK_MINUTES:
+            series[signal][index] += count
+    return series
+
+
+# ---- failures -------------------------------------------------------------------------------
+
+
+def failure_location(traceback_text: str) -> str:
+    """Return "file:line in function" of the innermost frame of a formatted traceback."""
+    frames = _FRAME_RE.findall(traceback_text or "")
+    if not frames:
+        return ""
+    path, line, function = frames[-1]
+    return f"{_short_path(path)}:{line} in {function.strip()}"
+
+
+def _short_path(path: str) -> str:
+    """Trim a file path to its last three components."""
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-3:])
+
+
+def _has_location_field() -> bool:
+    """Return True when the collector stores each failure's location itself."""
+    return any(f.name == "location" for f in ReceiverCall._meta.get_fields())
+
+
+def _failure_rows(calls: QuerySet[ReceiverCall], limit: int) -> list[dict[str, Any]]:
+    """Fetch the newest failures with just enough text to group them."""
+    fields = ["id", "receiver", "exc_type", "timestamp", "signal", "sender"]
+    qs = calls.order_by("-timestamp", "-id").annotate(message=Left("exc_message", 200))
+    if _has_location_field():
+        rows = list(qs.values(*fields, "message", "location")[:limit])
+    else:
+        rows = list(
+            qs.annotate(tail=Right("traceback", TRACEBACK_TAIL)).values(*fields, "message", "tail")[
+                :limit
+            ]
+        )
+        for row in rows:
+            row["location"] = failure_location(row.pop("tail"))
+    return rows
+
+
+def failure_groups(
+    *, calls: QuerySet[ReceiverCall], limit: int = FAILURE_SCAN_LIMIT
+) -> tuple[list[dict[str, Any]], bool]:
+    """Group the newest ``limit`` failures by receiver, exception type and location.
+
+    Returns the groups, newest first, and whether more failures matched than were scanned.
+    """
+    rows = _failure_rows(calls, limit + 1)
+    truncated = len(rows) > limit
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows[:limit]:
+        key = (row["receiver"], row["exc_type"], row["location"])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = group = {
+                "receiver": row["receiver"],
+                "exc_type": row["exc_type"],
+                "location": row["location"],
+                "count": 0,
+                "first_seen": row["timestamp"],
+                "last_seen": row["timestamp"],
+                "latest_id": row["id"],
+                "message": row["message"],
+                "signals": set(),
+            }
+        group["count"] += 1
+        group["first_seen"] = row["timestamp"]  # rows come newest first
+        group["signals"].add(row["signal"])
+    for group in groups.values():
+        group["signals"] = ", ".join(sorted(group["signals"]))
+    return list(groups.values()), truncated
+
+
+def failure_detail(*, call_id: int) -> dict[str, Any] | None:
+    """Return a failed (or any) call with its event, parent chain and recent same-group calls."""
+    call = ReceiverCall.objects.filter(pk=call_id).first()
+    if call is None:
+        return None
+    event = Event.objects.filter(pk=call.event_id).first()
+    location = getattr(call, "location", None) or failure_location(call.traceback)
+    return {
+        "call": call,
+        "event": event,
+        "location": location,
+        "chain": event_ancestors(event) if event is not None else [],
+        "siblings": _same_group(call, location),
+    }
+
+
+def _same_group(call: ReceiverCall, location: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Return recent other failures of the same receiver, exception type and location."""
+    candidates = ReceiverCall.objects.filter(
+        outcome=Outcome.ERROR, receiver=call.receiver, exc_type=call.exc_type
+    ).exclude(pk=call.pk)
+    rows = _failure_rows(candidates, limit * 5)
+    return [row for row in rows if row["location"] == location][:limit]
+
+
+# ---- events and their causal trees ------------------------------------------------------------
+
+
+@dataclass
+class EventNode:
+    """An event, its receiver calls, and the events sent while each call ran."""
+
+    event: Event
+    calls: list[ReceiverCall] = field(default_factory=list)
+    children: dict[int | None, list[EventNode]] = field(default_factory=dict)
+
+    def call_rows(self) -> list[tuple[ReceiverCall, list[EventNode]]]:
+        """Return each call with the child events it caused."""
+        return [(call, self.children.get(call.index, [])) for call in self.calls]
+
+    def loose_children(self) -> list[EventNode]:
+        """Return child events whose parent call is unknown."""
+        known = {call.index for call in self.calls}
+        return [n for index, nodes in self.children.items() if index not in known for n in nodes]
+
+
+def event_tree(*, event_id: int, max_depth: int = 8, max_nodes: int = 400) -> EventNode | None:
+    """Return the event with its calls and descendants (bounded breadth-first walk)."""
+    root_event = Event.objects.filter(pk=event_id).first()
+    if root_event is None:
+        return None
+    root = EventNode(root_event)
+    nodes = {root_event.pk: root}
+    level = [root_event.pk]
+    for _depth in range(max_depth):
+        if not level or len(nodes) >= max_nodes:
+            break
+        children = Event.objects.filter(parent_id__in=level).order_by("timestamp", "id")
+        level = []
+        for child in children[: max_nodes - len(nodes)]:
+            node = nodes[child.pk] = EventNode(child)
+            nodes[child.parent_id].children.setdefault(child.parent_call, []).append(node)  # type: ignore[index]
+            level.append(child.pk)
+    _attach_calls(nodes, root_event.pk)
+    return root
+
+
+def _attach_calls(nodes: dict[int, EventNode], root_id: int) -> None:
+    """Load the calls of every node (tracebacks only for the root event's calls)."""
+    calls = ReceiverCall.objects.filter(event_id__in=list(nodes)).order_by("event_id", "index")
+    for call in calls.defer("traceback") if len(nodes) > 1 else calls:
+        nodes[call.event_id].calls.append(call)
+    if len(nodes) > 1:
+        nodes[root_id].calls = list(ReceiverCall.objects.filter(event_id=root_id).order_by("index"))
+
+
+def event_ancestors(event: Event, max_depth: int = 20) -> list[dict[str, Any]]:
+    """Return the chain of parent events (root first), each with the call that sent the child."""
+    chain: list[dict[str, Any]] = []
+    current = event
+    seen = {event.pk}
+    while current.parent_id is not None and len(chain) < max_depth:
+        parent = Event.objects.filter(pk=current.parent_id).first()
+        if parent is None or parent.pk in seen:
+            break
+        seen.add(parent.pk)
+        calls = ReceiverCall.objects.filter(event_id=parent.pk, index=current.parent_call or 0)
+        call = calls.first() if current.parent_call is not None else None
+        chain.append({"event": parent, "call": call})
+        current = parent
+    chain.reverse()
+    return chain
+
+
+def recent_events(
+    *, filters: FeedFilters, limit: int = 50, scan: int = 5_000, chunk: int = 500
+) -> list[dict[str, Any]]:
+    """Return the newest events matching ``filters`` as live event dicts, oldest first."""
+    qs = _feed_queryset(filters)
+    found: list[dict[str, Any]] = []
+    for offset in range(0, scan, chunk):
+        events = list(qs[offset : offset + chunk])
+        if not events:
+            break
+        for event_dict in _event_dicts(events):
+            if filters.matches(event_dict):
+                found.append(event_dict)
+                if len(found) >= limit:
+                    return found[::-1]
+    return found[::-1]
+
+
+def _feed_queryset(filters: FeedFilters) -> QuerySet[Event]:
+    """Return events filtered in SQL by everything but the receiver, newest first."""
+    qs = Event.objects.order_by("-timestamp", "-id")
+    if filters.signal:
+        qs = qs.filter(signal=filters.signal)
+    if filters.sender:
+        qs = qs.filter(sender__icontains=filters.sender)
+    if filters.outcome == "error":
+        qs = qs.filter(failure_count__gt=0)
+    elif filters.outcome == "ok":
+        qs = qs.filter(failure_count=0)
+    return qs
+
+
+def _event_dicts(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """Convert stored events (and their calls, without tracebacks) to live event dicts."""
+    events = list(events)
+    calls: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rows = (
+        ReceiverCall.objects.filter(event_id__in=[e.pk for e in events])
+        .order_by("event_id", "index")
+        .values(
+            "event_id",
+            "index",
+            "receiver",
+            "is_async",
+            "duration_ns",
+            "outcome",
+            "exc_type",
+            "exc_message",
+        )
+    )
+    for row in rows:
+        data: dict[str, Any] = dict(row)
+        calls[data.pop("event_id")].append({**data, "traceback": ""})
+    return [
+        {
+            "id": e.pk,
+            "signal": e.signal,
+            "sender": e.sender,
+            "method": e.method,
+            "timestamp": e.timestamp.timestamp(),
+            "duration_ns": e.duration_ns,
+            "receiver_count": e.receiver_count,
+            "failure_count": e.failure_count,
+            "parent_id": e.parent_id,
+            "parent_call": e.parent_call,
+            "kwargs": e.kwargs,
+            "host": e.host,
+            "pid": e.pid,
+            "request_path": e.request_path,
+            "calls": calls.get(e.pk, []),
+        }
+        for e in events
+    ]
