@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -105,10 +106,15 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Use a fast password hasher in the test process (users are created in many tests)."""
+    """Use a fast password hasher, and a test database of this run's own (unless one is given)."""
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and "SQLITE_TEST_PATH" not in os.environ:
+        # Two pytest runs in one checkout must not share (and destroy) one test database file.
+        name = f"signals-test-{os.getpid()}.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(Path(tempfile.gettempdir()) / name)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
