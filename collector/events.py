@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+
 import socket
 from typing import Any
 
@@ -13,7 +13,7 @@ HOST = socket.gethostname()[:100]
 EventDict = dict[str, Any]
 
 
-def build(record: tuple[Any, ...], now_wall: float, now_ns: int) -> EventDict:
+def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> EventDict:
     """Return the event dict for one raw record; its start (perf counter) becomes wall time."""
     (event_id, signal, sender, method, start, duration, calls, parent, kwargs, path) = record
     wall = now_wall - (now_ns - start) / 1e9
@@ -50,7 +50,7 @@ def build(record: tuple[Any, ...], now_wall: float, now_ns: int) -> EventDict:
         "parent_call": parent[1] if parent else None,
         "kwargs": kwargs,
         "host": HOST,
-        "pid": os.getpid(),
+        "pid": pid,
         "request_path": path,
         "calls": call_dicts,
     }

@@ -17,8 +17,8 @@ class Event(models.Model):
 
     # Assigned by the collector: (process token << 32) | sequence, unique across processes.
     id = models.BigIntegerField(primary_key=True)
-    signal = models.CharField(max_length=200, db_index=True)
-    sender = models.CharField(max_length=300, db_index=True)
+    signal = models.CharField(max_length=200)
+    sender = models.CharField(max_length=300)
     method = models.CharField(max_length=16)
     timestamp = models.DateTimeField(db_index=True)
     duration_ns = models.BigIntegerField()
@@ -36,7 +36,6 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["signal", "-timestamp"], name="sigmon_event_sig_ts"),
             models.Index(fields=["sender", "-timestamp"], name="sigmon_event_snd_ts"),
-            models.Index(fields=["host", "pid"], name="sigmon_event_proc"),
         ]
 
     def __str__(self) -> str:
@@ -50,7 +49,7 @@ class ReceiverCall(models.Model):
         Event, on_delete=models.DO_NOTHING, db_constraint=False, related_name="calls"
     )
     index = models.PositiveIntegerField()
-    receiver = models.CharField(max_length=300, db_index=True)
+    receiver = models.CharField(max_length=300)
     is_async = models.BooleanField(default=False)
     duration_ns = models.BigIntegerField()
     outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.OK)
@@ -67,7 +66,6 @@ class ReceiverCall(models.Model):
         indexes = [
             models.Index(fields=["outcome", "-timestamp"], name="sigmon_call_out_ts"),
             models.Index(fields=["receiver", "-timestamp"], name="sigmon_call_rcv_ts"),
-            models.Index(fields=["signal", "-timestamp"], name="sigmon_call_sig_ts"),
         ]
 
     def __str__(self) -> str:

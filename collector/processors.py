@@ -45,8 +45,18 @@ class FilterProcessor(Processor):
     from their event, and an event left with no calls is dropped.
     """
 
+    KEYS = ("INCLUDE_SIGNALS", "EXCLUDE_SIGNALS", "INCLUDE_SENDERS", "EXCLUDE_SENDERS",
+            "INCLUDE_RECEIVERS", "EXCLUDE_RECEIVERS")
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Note whether any list is set, so the common case costs nothing."""
+        super().__init__(config)
+        self.active = any(config[key] for key in self.KEYS)
+
     def process(self, event: EventDict) -> EventDict | None:
         """Apply INCLUDE_/EXCLUDE_ SIGNALS, SENDERS and RECEIVERS."""
+        if not self.active:
+            return event
         c = self.config
         if not _allowed(event["signal"], c["INCLUDE_SIGNALS"], c["EXCLUDE_SIGNALS"]):
             return None

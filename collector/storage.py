@@ -69,40 +69,64 @@ def _minute(ts: float) -> datetime:
     return datetime.fromtimestamp(ts - ts % 60, tz=UTC)
 
 
+def _timestamp_adapter(conn: Any) -> Any:
+    """Return a fast unix-time -> database value function for this connection's backend."""
+    if conn.vendor == "sqlite":
+        # What Django's SQLite backend stores for an aware datetime with USE_TZ: naive UTC text.
+        def to_sqlite(ts: float) -> str:
+            return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None).isoformat(" ")
+
+        return to_sqlite
+    ops = conn.ops
+
+    def to_backend(ts: float) -> Any:
+        return ops.adapt_datetimefield_value(datetime.fromtimestamp(ts, tz=UTC))
+
+    return to_backend
+
+
+_encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) -> None:
     """Store events, their receiver calls and the rollups in one transaction."""
     conn = connections[alias]
-    ops = conn.ops
+    adapt = _timestamp_adapter(conn)
+    bucket_of = stats.bucket_of
     event_rows, call_rows = [], []
     stat_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     count_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
     for ev in events:
-        ts = datetime.fromtimestamp(ev["timestamp"], tz=UTC)
-        db_ts = ops.adapt_datetimefield_value(ts)
-        minute = _minute(ev["timestamp"])
+        ts = ev["timestamp"]
+        db_ts = adapt(ts)
+        minute = ts - ts % 60
+        signal, sender = ev["signal"][:200], ev["sender"][:300]
+        kwargs = ev["kwargs"]
         event_rows.append((
-            ev["id"], ev["signal"][:200], ev["sender"][:300], ev["method"], db_ts,
-            ev["duration_ns"], ev["receiver_count"], ev["failure_count"], ev["parent_id"],
-            ev["parent_call"], json.dumps(ev["kwargs"], default=str), ev["host"], ev["pid"],
-            ev["request_path"][:300],
+            ev["id"], signal, sender, ev["method"], db_ts, ev["duration_ns"],
+            ev["receiver_count"], ev["failure_count"], ev["parent_id"], ev["parent_call"],
+            _encode(kwargs) if kwargs else "{}", ev["host"], ev["pid"], ev["request_path"][:300],
         ))
-        count_rows[(minute, ev["signal"][:200])][0] += 1
+        count_rows[(minute, signal)][0] += 1
         for call in ev["calls"]:
+            took = call["duration_ns"]
+            receiver = call["receiver"][:300]
             failed = call["outcome"] != "ok"
             call_rows.append((
-                ev["id"], call["index"], call["receiver"][:300], call["is_async"],
-                call["duration_ns"], call["outcome"], call["exc_type"][:200], call["exc_message"],
-                call["traceback"], ev["signal"][:200], ev["sender"][:300], db_ts,
+                ev["id"], call["index"], receiver, call["is_async"], took, call["outcome"],
+                call["exc_type"][:200], call["exc_message"], call["traceback"], signal, sender,
+                db_ts,
             ))
-            key = (minute, ev["signal"][:200], ev["sender"][:300], call["receiver"][:300],
-                   stats.bucket_of(call["duration_ns"]))
-            agg = stat_rows[key]
+            agg = stat_rows[(minute, signal, sender, receiver, bucket_of(took))]
             agg[0] += 1
             agg[1] += failed
-            agg[2] += call["duration_ns"]
-            agg[3] = max(agg[3], call["duration_ns"])
+            agg[2] += took
+            if took > agg[3]:
+                agg[3] = took
+    now = _now()
     for name, n in unheard.items():
-        count_rows[(_minute(_now()), name[:200])][1] += n
+        count_rows[(now - now % 60, name[:200])][1] += n
+    minute_value = {m: adapt(m) for m in {k[0] for k in stat_rows} | {k[0] for k in count_rows}}
     with transaction.atomic(using=alias), conn.cursor() as cursor:
         if event_rows:
             cursor.executemany(_insert_sql(conn, _table("Event"), _EVENT_COLS), event_rows)
@@ -111,12 +135,12 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
         if stat_rows:
             cursor.executemany(
                 _upsert_sql(conn, _table("ReceiverStat"), _STAT_KEY, _STAT_SUMS, "max_ns"),
-                sorted([(ops.adapt_datetimefield_value(k[0]), *k[1:], *v) for k, v in stat_rows.items()]),
+                sorted((minute_value[k[0]], *k[1:], *v) for k, v in stat_rows.items()),
             )
         if count_rows:
             cursor.executemany(
                 _upsert_sql(conn, _table("SignalCount"), _COUNT_KEY, _COUNT_SUMS, None),
-                sorted([(ops.adapt_datetimefield_value(k[0]), k[1], *v) for k, v in count_rows.items()]),
+                sorted((minute_value[k[0]], k[1], *v) for k, v in count_rows.items()),
             )
 
 
