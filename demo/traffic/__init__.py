@@ -1,0 +1,1 @@
+"""The demo traffic generator behind ``manage.py demo_traffic``."""
