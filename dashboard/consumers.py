@@ -42,7 +42,9 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     state: FeedState
     _flusher: asyncio.Task[None] | None = None
     _joined_at = 0.0
+    _last_frame = 0.0
     _loading = False
+    _wake: asyncio.Event
 
     async def connect(self) -> None:
         """Accept staff only (others get close code 4403), then join the group and backfill."""
@@ -54,11 +56,13 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         _register_loop()
         filters, errors = FeedFilters.parse(_query(self.scope))
         self.state = FeedState(filters, max_rows=self.max_rows)
+        self._wake = asyncio.Event()
         await self.accept()
         await self._join()
         for error in errors:
             await self.send(fragments.error_message(error))
         await self._load_backfill()
+        self._wake.set()
         self._flusher = asyncio.create_task(self._flush_loop())
 
     async def disconnect(self, code: int) -> None:
@@ -103,9 +107,10 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.send(fragments.error_message(f"Unknown action {str(action)[:40]!r}."))
 
     async def events_batch(self, message: dict[str, Any]) -> None:
-        """Group message from the collector's live sink: buffer it (frames go out on a timer)."""
+        """Group message from the collector's live sink: buffer it and wake the frame task."""
         if hasattr(self, "state"):
             self.state.add_batch(message)
+            self._wake.set()
 
     async def _change_filters(self, content: dict[str, Any]) -> None:
         """Switch filters: clear the page, report bad values, backfill the new selection."""
@@ -114,6 +119,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.send(fragments.error_message(error))
         self.state.set_filters(filters)
         await self._load_backfill()
+        self._wake.set()
 
     async def _load_backfill(self) -> None:
         """Queue the newest stored events that match (the flush loop waits meanwhile)."""
@@ -127,15 +133,20 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self._loading = False
 
     async def _flush_loop(self) -> None:
-        """Send at most one frame per interval; renew the group membership now and then."""
+        """Send a frame when events arrive, at most one per interval (the first one at once,
+        so a quiet feed shows an event without waiting); renew the group membership now and then.
+        """
         while True:
-            await asyncio.sleep(self.frame_interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.rejoin_interval)
+            delay = self._last_frame + self.frame_interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # what arrives meanwhile joins this frame
+            self._wake.clear()
             try:
                 if time.monotonic() - self._joined_at > self.rejoin_interval:
                     await self._join()
                 await self._flush()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 logger.exception("live feed frame failed")
 
@@ -146,6 +157,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         frame = self.state.take_frame()
         if frame is not None:
             await self.send(fragments.feed_message(self.state, frame))
+            self._last_frame = time.monotonic()
 
     async def _join(self) -> None:
         """Join (or re-join, refreshing the expiry of) the events group."""

@@ -108,6 +108,7 @@ def feed_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
     return {
         "id": event_id,
         "time": when,
+        "ts_ms": round(when.timestamp() * 1000, 3),
         "signal": signal,
         "signal_short": signal.rsplit(".", 1)[-1],
         "sender": str(event.get("sender", "")),

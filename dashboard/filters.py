@@ -44,8 +44,11 @@ class WindowFilterSet(django_filters.FilterSet):  # type: ignore[misc]
     )
 
     def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
-        """Bind always (an empty query still applies the default window); add start/end."""
-        super().__init__(data if data is not None else {}, *args, **kwargs)
+        """Bind always, with the default window when none is given (so the form shows it)."""
+        bound = data.copy() if hasattr(data, "copy") else dict(data or {})
+        if not bound.get("since"):
+            bound["since"] = self.default_window
+        super().__init__(bound, *args, **kwargs)
         for name, lookup in (("start", "gte"), ("end", "lte")):
             self.filters[name] = django_filters.DateTimeFilter(
                 field_name=self.time_field,
