@@ -5,7 +5,7 @@ from django import forms
 from demo.models import Product
 
 
-class ProductForm(forms.ModelForm):
+class ProductForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
     """Create a product."""
 
     class Meta:
@@ -13,7 +13,7 @@ class ProductForm(forms.ModelForm):
         fields = ["name", "category", "stock", "reorder_threshold", "price"]
 
 
-class ProductUpdateForm(forms.ModelForm):
+class ProductUpdateForm(forms.ModelForm):  # type: ignore[type-arg]
     """Change a product's stock and price."""
 
     class Meta:

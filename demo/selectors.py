@@ -18,7 +18,7 @@ def product_list(*, category_id: int | None = None, limit: int = 50) -> list[Pro
     if category_id is None:
         return list(_products()[:limit])
     key = f"category_{category_id}_products"
-    products = cache.get(key)
+    products: list[Product] | None = cache.get(key)
     if products is None:
         products = list(_products().filter(category_id=category_id)[:limit])
         cache.set(key, products, timeout=300)
@@ -28,7 +28,7 @@ def product_list(*, category_id: int | None = None, limit: int = 50) -> list[Pro
 def product_get(*, product_id: int) -> Product | None:
     """Return one product, cached as ``product_<id>``, or None."""
     key = f"product_{product_id}"
-    product = cache.get(key)
+    product: Product | None = cache.get(key)
     if product is None:
         product = _products().filter(pk=product_id).first()
         if product is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -118,7 +120,7 @@ def recommendations(request: HttpRequest) -> HttpResponse:
 @require_POST
 def signup(request: HttpRequest) -> JsonResponse:
     """Sign a user up (username, password1, password2); a receiver creates the Profile."""
-    form = UserCreationForm(request.POST)
+    form: UserCreationForm[Any] = UserCreationForm(request.POST)
     if not form.is_valid():
         return _form_errors(form)
     user = form.save()

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from django.template import Template
 from django.test import Client
-from django.test.utils import instrumented_test_render
+from django.test.utils import instrumented_test_render  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -118,9 +118,9 @@ def session_factory(url: str | None) -> Callable[[], Session]:
 @contextmanager
 def template_rendered_sent() -> Iterator[None]:
     """Make template renders send template_rendered, as Django's test environment does."""
-    original = Template._render
-    Template._render = instrumented_test_render  # type: ignore[method-assign]
+    original = Template._render  # type: ignore[attr-defined]
+    Template._render = instrumented_test_render  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        Template._render = original  # type: ignore[method-assign]
+        Template._render = original  # type: ignore[attr-defined]
