@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from io import StringIO
 
 import pytest
@@ -31,7 +32,10 @@ def parse_summary(text: str) -> tuple[int, dict[str, int]]:
 
 
 @pytest.mark.django_db
-def test_command_runs_every_kind_and_prints_a_summary() -> None:
+def test_command_runs_every_kind_and_prints_a_summary(
+    failure_rate: Callable[[float], None],
+) -> None:
+    failure_rate(0.0)  # with a declined payment, "ship" finds no paid order and orders instead
     out = StringIO()
 
     call_command("demo_traffic", seconds=1, rate=50, stdout=out)
@@ -46,6 +50,23 @@ def test_command_runs_every_kind_and_prints_a_summary() -> None:
     assert Order.objects.exists() and BlogPost.objects.exclude(slug="").exists()
     assert Product.objects.count() >= MIN_PRODUCTS
     assert ActivityLog.objects.filter(action__startswith="tags_").exists()
+
+
+@pytest.mark.django_db
+def test_command_survives_failing_receivers(failure_rate: Callable[[float], None]) -> None:
+    failure_rate(1.0)
+    out = StringIO()
+
+    call_command("demo_traffic", seconds=1, rate=50, stdout=out)
+
+    failures = out.getvalue().strip().rsplit("handled failures: ", 1)[1]
+    counted = {pair.split("=")[0] for pair in failures.split()}
+    assert counted == {
+        "payment_declined",
+        "report_upload_failed",
+        "recommendations_500",
+        "stock_audit_WarehouseTimeoutError",
+    }
 
 
 @pytest.mark.django_db
