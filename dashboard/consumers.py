@@ -115,6 +115,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def _change_filters(self, content: dict[str, Any]) -> None:
         """Switch filters: clear the page, report bad values, backfill the new selection."""
         filters, errors = FeedFilters.parse(content)
+        await self.send(fragments.error_cleared())
         for error in errors:
             await self.send(fragments.error_message(error))
         self.state.set_filters(filters)

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 
 from dashboard.feed import FeedState, Frame
 
-__all__ = ["MAX_FRAME_BYTES", "error_message", "feed_message", "status_message"]
+__all__ = ["MAX_FRAME_BYTES", "error_cleared", "error_message", "feed_message", "status_message"]
 
 # daphne refuses websocket messages over 1 MiB; stay well below.
 MAX_FRAME_BYTES = 512 * 1024
@@ -39,6 +39,12 @@ def status_message(state: FeedState) -> str:
         "signals_dashboard/live/_status.html", {"status": state.status(), "oob": True}
     )
     return _message("status", content)
+
+
+def error_cleared() -> str:
+    """Remove the error notice (after a command that worked)."""
+    content = render_to_string("signals_dashboard/live/_error.html", {"error": ""})
+    return _message("clear", content)
 
 
 def error_message(error: str) -> str:
