@@ -113,10 +113,15 @@ def _find_signal_name(signal: Signal) -> str:
     return min(candidates, key=_rank)
 
 
-def _rank(dotted: str) -> tuple[int, int, str]:
-    """Prefer Django's defining modules, then the shortest (defining) module path."""
+def _rank(dotted: str) -> tuple[int, int, int, str]:
+    """Prefer Django's defining modules, then a module named ``signals``, then the shortest path."""
     module = dotted.rsplit(".", 1)[0]
-    return (0 if module in _PREFERRED else 1, dotted.count("."), dotted)
+    return (
+        0 if module in _PREFERRED else 1,
+        0 if module.rsplit(".", 1)[-1] == "signals" else 1,
+        dotted.count("."),
+        dotted,
+    )
 
 
 def sender_label(sender: Any) -> str:

@@ -254,3 +254,21 @@ def test_sends_with_no_receivers_are_counted_not_stored(recorded: Any) -> None:
     assert len(recorded(name)) == 1
     totals = SignalCount.objects.filter(signal=name).aggregate(e=Sum("events"), u=Sum("unheard"))
     assert totals == {"e": 1, "u": 3}
+
+
+def test_custom_signal_named_by_its_signals_module() -> None:
+    import sys
+    import types
+
+    from collector.naming import _find_signal_name
+
+    shared = Signal()
+    defining = types.ModuleType("shop.signals")
+    defining.order_paid = shared  # type: ignore[attr-defined]
+    user_a = types.ModuleType("shop.audit")
+    user_a.order_paid = shared  # type: ignore[attr-defined]
+    user_b = types.ModuleType("a.b")
+    user_b.order_paid = shared  # type: ignore[attr-defined]
+    modules = {"shop.signals": defining, "shop.audit": user_a, "a.b": user_b}
+    with mock.patch.dict(sys.modules, modules):
+        assert _find_signal_name(shared) == "shop.signals.order_paid"
