@@ -179,3 +179,29 @@ def test_every_builtin_is_named_by_its_import_path(listening: Any) -> None:
     for name, signal in BUILTINS.items():
         assert signal_name(signal) == name
     assert collector.is_installed()
+
+
+def test_class_prepared_before_apps_were_ready_is_not_lost(tmp_path: Any) -> None:
+    """A fresh process: class_prepared of contrib and demo models, sent before ready(), is stored."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    db = tmp_path / "early.sqlite3"
+    env = {**os.environ, "SQLITE_PATH": str(db), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True,
+                   timeout=120)
+    code = (
+        "import collector\n"
+        "from collector.models import Event\n"
+        "assert collector.flush(10)\n"
+        "labels = set(Event.objects.filter(signal='django.db.models.signals.class_prepared')"
+        ".values_list('sender', flat=True))\n"
+        "print(sorted(labels))\n"
+        "assert {'auth.User', 'contenttypes.ContentType', 'demo.Product'} <= labels, labels\n"
+    )
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
