@@ -233,19 +233,26 @@ class _Dispatch:
                 self.start, self.calls)
 
 
-def _track_request(signal: Signal, named: dict[str, Any]) -> None:
-    """Follow the request path in this context and mute excluded paths (the dashboard's own)."""
+def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
+    """Follow the request path in this context; return True if this send must not be recorded.
+
+    request_started mutes the context for excluded paths (the dashboard's own pages);
+    request_finished is itself muted when its request was, and then lifts the mute.
+    """
     from collector.conf import get_config
 
+    was_muted = muted.get()
     if signal is _request_finished:
         if request_path.get():
             request_path.set("")
             muted.set(False)
-        return
+        return was_muted
     path = capture.request_path_of(named)
     request_path.set(path)
     excluded = get_config()["EXCLUDE_PATHS"]
-    muted.set(bool(path) and any(path.startswith(prefix) for prefix in excluded))
+    now_muted = bool(path) and any(path.startswith(prefix) for prefix in excluded)
+    muted.set(now_muted)
+    return now_muted
 
 
 def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, Any]]]:
@@ -264,8 +271,9 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
             _count_unheard(self, sender)
             return []
         if self is _request_started or self is _request_finished:
-            _track_request(self, named)
-        if muted.get():
+            if _track_request(self, named):
+                return original(self, sender, **named)  # type: ignore[no-any-return]
+        elif muted.get():
             return original(self, sender, **named)  # type: ignore[no-any-return]
         event_id = (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
         cur = _current.get()
@@ -383,8 +391,9 @@ async def _asend(
         _count_unheard(signal, sender)
         return []
     if signal is _request_started or signal is _request_finished:
-        _track_request(signal, named)
-    if muted.get():
+        if _track_request(signal, named):
+            return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
+    elif muted.get():
         return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
     dispatch = _Dispatch(signal, sender, method, named, _new_event_id(), _parent(), [])
 

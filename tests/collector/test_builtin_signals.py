@@ -205,3 +205,27 @@ def test_class_prepared_before_apps_were_ready_is_not_lost(tmp_path: Any) -> Non
     result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=root, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.collector.urls")
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_excluded_paths_record_nothing_not_even_request_signals(listening: Any, kind: str) -> None:
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    with override_settings(SIGNAL_MONITOR={"EXCLUDE_PATHS": ["/page/"]}):
+        listening()  # drain the setting_changed events
+        from collector.sinks import clear_memory
+
+        clear_memory()
+        if kind == "wsgi":
+            Client().get("/page/")
+        else:
+            async_to_sync(AsyncClient().get)("/page/")
+        events = listening()
+    paths = {e["request_path"] for e in events}
+    assert "/page/" not in paths
+    assert not calls_to_listener(events, "django.core.signals.request_started")
+    assert not calls_to_listener(events, "django.core.signals.request_finished")
+    assert not calls_to_listener(events, "django.test.signals.template_rendered")
