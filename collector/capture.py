@@ -15,17 +15,18 @@ from django.template.context import BaseContext
 MAX_REPR = 300
 MAX_ITEMS = 20
 MAX_DEPTH = 3
+MAX_TRACEBACK = 20_000
 _SCALARS = (bool, int, float)
 _LIGHT = {id(pre_init), id(post_init)}  # sent per instance built: capture only model and pk
 
 
-def safe_repr(value: Any, limit: int = MAX_REPR) -> str:
-    """Return repr(value) capped to ``limit`` characters; never raises, never recurses forever."""
+def safe_repr(value: Any, limit: int | None = None) -> str:
+    """Return repr(value) capped to ``limit`` (default MAX_REPR) characters; never raises."""
     try:
         text = repr(value)
     except BaseException:  # noqa: BLE001 - a broken __repr__ must not break the host
         return f"<unrepresentable {type(value).__qualname__}>"
-    return cap(text, limit)
+    return cap(text, MAX_REPR if limit is None else limit)
 
 
 def safe_str(value: Any, limit: int = 2000) -> str:

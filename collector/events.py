@@ -31,11 +31,12 @@ def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> Ev
             "exc_type": "",
             "exc_message": "",
             "traceback": "",
+            "location": "",
         }
         if failed is not None:
             failures += 1
             call["outcome"] = "error"
-            call["exc_type"], call["exc_message"], call["traceback"] = failed
+            call["exc_type"], call["exc_message"], call["traceback"], call["location"] = failed
         call_dicts.append(call)
     return {
         "id": event_id,

@@ -86,15 +86,28 @@ def _parent() -> tuple[int, int] | None:
     return None if cur is None else (cur[0], cur[1])
 
 
-def _failure(exc: BaseException) -> tuple[str, str, str]:
-    """Return (type, message, formatted traceback) of a receiver's exception, never raising."""
+def _failure(exc: BaseException) -> tuple[str, str, str, str]:
+    """Return (type, message, formatted traceback, location) of a receiver's exception.
+
+    The location is "file:line in function" of the innermost frame, the key (with receiver and
+    type) that groups repeated failures. Never raises.
+    """
     try:
         kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
         message = capture.safe_str(exc)
-        text = "".join(_tb.format_exception(type(exc), exc, exc.__traceback__))
-        return kind, message, text
+        text = capture.cap("".join(_tb.format_exception(type(exc), exc, exc.__traceback__)),
+                           capture.MAX_TRACEBACK)
+        tb = exc.__traceback__
+        location = ""
+        if tb is not None:
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            code = tb.tb_frame.f_code
+            path = "/".join(code.co_filename.replace("\\", "/").split("/")[-3:])
+            location = f"{path}:{tb.tb_lineno} in {code.co_name}"
+        return kind, message, text, location[:300]
     except BaseException:  # noqa: BLE001 - a broken exception must not break the host
-        return type(exc).__qualname__, "<unprintable exception>", ""
+        return type(exc).__qualname__, "<unprintable exception>", "", ""
 
 
 def _count_unheard(signal: Signal, sender: Any) -> None:

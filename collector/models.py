@@ -56,6 +56,8 @@ class ReceiverCall(models.Model):
     exc_type = models.CharField(max_length=200, blank=True, default="")
     exc_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
+    # "file:line in function" of the innermost frame; groups repeated failures.
+    location = models.CharField(max_length=300, blank=True, default="")
     # Denormalised from the event so failure and timing filters need no join.
     signal = models.CharField(max_length=200)
     sender = models.CharField(max_length=300)
@@ -65,6 +67,11 @@ class ReceiverCall(models.Model):
         ordering = ["-timestamp", "-id"]
         indexes = [
             models.Index(fields=["outcome", "-timestamp"], name="sigmon_call_out_ts"),
+            models.Index(
+                fields=["receiver", "exc_type", "location"],
+                condition=models.Q(outcome="error"),
+                name="sigmon_call_fail_group",
+            ),
             models.Index(fields=["receiver", "-timestamp"], name="sigmon_call_rcv_ts"),
         ]
 

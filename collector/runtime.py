@@ -65,8 +65,13 @@ def snapshot() -> dict[str, Any]:
 
 def configure(config: dict[str, Any]) -> None:
     """Apply queue-related settings."""
+    from collector import capture
+
     hook.capacity = int(config["QUEUE_SIZE"])
     hook.record_unheard = bool(config["RECORD_UNHEARD"])
+    capture.MAX_REPR = int(config["MAX_REPR"])
+    capture.MAX_ITEMS = int(config["MAX_KWARGS"])
+    capture.MAX_TRACEBACK = int(config["MAX_TRACEBACK"])
 
 
 class _State:

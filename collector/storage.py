@@ -24,7 +24,7 @@ _EVENT_COLS = (
 )
 _CALL_COLS = (
     "event_id", "index", "receiver", "is_async", "duration_ns", "outcome", "exc_type",
-    "exc_message", "traceback", "signal", "sender", "timestamp",
+    "exc_message", "traceback", "location", "signal", "sender", "timestamp",
 )
 _STAT_KEY = ("minute", "signal", "sender", "receiver", "bucket")
 _STAT_SUMS = ("calls", "failures", "total_ns")
@@ -114,8 +114,8 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
             failed = call["outcome"] != "ok"
             call_rows.append((
                 ev["id"], call["index"], receiver, call["is_async"], took, call["outcome"],
-                call["exc_type"][:200], call["exc_message"], call["traceback"], signal, sender,
-                db_ts,
+                call["exc_type"][:200], call["exc_message"], call["traceback"],
+                call["location"][:300], signal, sender, db_ts,
             ))
             agg = stat_rows[(minute, signal, sender, receiver, bucket_of(took))]
             agg[0] += 1

@@ -98,6 +98,8 @@ def test_failure_in_send_records_traceback_and_propagates(recorded: Any, wired: 
     assert failed["exc_type"] == "tests.collector.test_recording.Boom"
     assert failed["exc_message"] == "card declined"
     assert 'raise Boom("card declined")' in failed["traceback"]
+    assert failed["location"].startswith("tests/collector/test_recording.py:")
+    assert failed["location"].endswith(" in failing")
 
 
 def test_failure_in_send_robust_is_recorded_and_later_receivers_run(recorded: Any) -> None:

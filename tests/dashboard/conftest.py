@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+
+from dashboard.selectors import failure_location
 from django.utils import timezone
 
 import collector
@@ -96,6 +98,7 @@ def make_event(
             exc_type=call[2] if failed else "",  # type: ignore[misc]
             exc_message=call[3] if failed else "",  # type: ignore[misc]
             traceback=call[4] if failed else "",  # type: ignore[misc]
+            location=failure_location(call[4]) if failed else "",  # type: ignore[misc]
             signal=signal,
             sender=sender,
             timestamp=when,
