@@ -24,7 +24,7 @@ define run_pytest
 	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 endef
 
-.PHONY: help venv venv52 run test test-52 bench bench-quick lint vendor-htmx clean distclean
+.PHONY: help venv venv52 run test test-61 test-52 system bench bench-quick lint vendor-htmx clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -44,11 +44,19 @@ $(VENV52)/.requirements.stamp: requirements.txt scripts/make_venv.sh
 run: venv  ## migrate, create the demo staff user, serve on 127.0.0.1:8000 with demo traffic
 	@VENV=$(VENV) HOST=$(HOST) PORT=$(PORT) DEMO_RATE=$(DEMO_RATE) scripts/run_demo.sh
 
-test: venv  ## the whole suite (browser, scale-out and packaging tests included) on Django 6.1
+test: system venv venv52  ## everything: system packages and services, the suite on Django 6.1, then on 5.2 LTS
+	@$(call run_pytest,$(VENV))
+	@echo "=== Django 5.2 LTS (browser and packaging tests run once, above) ==="
+	@$(MAKE) --no-print-directory test-52 PYTEST_ARGS='-m "not browser and not packaging"'
+
+test-61: venv  ## the suite on Django 6.1 only
 	@$(call run_pytest,$(VENV))
 
-test-52: venv52  ## the whole suite on Django 5.2 LTS
+test-52: venv52  ## the suite on Django 5.2 LTS only
 	@$(call run_pytest,$(VENV52))
+
+system:  ## install (apt-get, as root) and start what the tests use: Chromium, Redis, PostgreSQL
+	@scripts/system_deps.sh
 
 $(VENV)/.bench.stamp: $(VENV)/.requirements.stamp $(wildcard bench/requirements.txt)
 	@if [ -f bench/requirements.txt ]; then $(VENV)/bin/python -m pip install --disable-pip-version-check -q -r bench/requirements.txt; fi
