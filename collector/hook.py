@@ -15,6 +15,7 @@ import itertools
 import os
 import random
 import threading
+from _thread import get_ident
 import traceback as _tb
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -33,8 +34,11 @@ _run_parallel: Callable[..., Coroutine[Any, Any, list[Any]]] | None = getattr(
     _dispatcher, "_run_parallel", None
 )
 
-# The receiver call currently running in this context: [event_id, call_index], or None.
-_current: ContextVar[list[int] | None] = ContextVar("signal_monitor_current", default=None)
+# Nesting: a "cell" per thread and context, [owner thread ident, inherited parent, stack of
+# [event_id, call_index] cursors]. Set once per context (ContextVar.set costs a HAMT copy); each
+# send pushes and pops a cursor on the list. A context copied into another thread (sync_to_async)
+# gets its own cell there, seeded with the parent it inherited.
+_current: ContextVar[list[Any] | None] = ContextVar("signal_monitor_current", default=None)
 # True while the collector must not record (its own writer, excluded request paths).
 muted: ContextVar[bool] = ContextVar("signal_monitor_muted", default=False)
 # The request path of the request being served in this context ("" outside requests).
@@ -76,14 +80,40 @@ def _task_parent() -> tuple[int, int] | None:
     return _task_parents.get(asyncio.current_task(loop))  # type: ignore[arg-type]
 
 
+def _cell() -> list[Any]:
+    """Return this thread's nesting cell in the current context, creating it once."""
+    cell = _current.get()
+    ident = get_ident()
+    if cell is None or cell[0] != ident:
+        inherited = None
+        if cell is not None:
+            stack = cell[2]
+            inherited = (stack[-1][0], stack[-1][1]) if stack else cell[1]
+        cell = [ident, inherited, []]
+        _current.set(cell)
+    return cell
+
+
 def _parent() -> tuple[int, int] | None:
     """Return (event id, call index) of the receiver call this send happens inside, if any."""
     if _task_parents:
         found = _task_parent()
         if found is not None:
             return found
-    cur = _current.get()
-    return None if cur is None else (cur[0], cur[1])
+    cell = _cell()
+    stack = cell[2]
+    return (stack[-1][0], stack[-1][1]) if stack else cell[1]
+
+
+def _pop(stack: list[Any], cursor: list[int]) -> None:
+    """Remove ``cursor`` from a nesting stack (normally the last item)."""
+    if stack and stack[-1] is cursor:
+        stack.pop()
+    else:
+        for position in range(len(stack) - 1, -1, -1):
+            if stack[position] is cursor:
+                del stack[position]
+                break
 
 
 def _failure(exc: BaseException) -> tuple[str, str, str, str]:
@@ -184,7 +214,8 @@ class _Dispatch:
         signal, sender, named, calls = self.signal, self.sender, self.named, self.calls
         responses: list[tuple[Any, Any]] = []
         cursor = [self.id, 0]
-        token = _current.set(cursor)
+        stack = _cell()[2]
+        stack.append(cursor)
         try:
             for index, receiver in enumerate(receivers):
                 cursor[1] = index
@@ -204,7 +235,7 @@ class _Dispatch:
                     calls.append((index, receiver, False, perf_counter_ns() - began, None))
                     responses.append((receiver, response))
         finally:
-            _current.reset(token)
+            _pop(stack, cursor)
         return responses
 
     async def run_async(
@@ -214,7 +245,7 @@ class _Dispatch:
         task = asyncio.current_task()
         if task is not None:
             _task_parents[task] = (self.id, index)
-        _current.set([self.id, index])
+        _current.set([get_ident(), None, [[self.id, index]]])
         began = perf_counter_ns()
         try:
             response = await receiver(signal=self.signal, sender=self.sender, **self.named)
@@ -289,14 +320,22 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
         elif muted.get():
             return original(self, sender, **named)  # type: ignore[no-any-return]
         event_id = (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
-        cur = _current.get()
-        parent = None if cur is None else (cur[0], cur[1])
+        cell = _current.get()
+        if cell is None or cell[0] != get_ident():
+            cell = _cell()
+        stack = cell[2]
+        if stack:
+            top = stack[-1]
+            parent = (top[0], top[1])
+        else:
+            parent = cell[1]
         if _task_parents:
             parent = _task_parent() or parent
         calls: list[tuple[Any, ...]] = []
         responses: list[tuple[Any, Any]] = []
         cursor = [event_id, 0]
-        token = _current.set(cursor)
+        stack.append(cursor)
+        pushed = True
         index = 0
         start = mark = perf_counter_ns()
         try:
@@ -325,15 +364,18 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
                 mark = ended
                 index += 1
             if async_receivers:
-                _current.reset(token)
-                token = None
+                _pop(stack, cursor)
+                pushed = False
                 dispatch = _Dispatch(self, sender, method, named, event_id, parent, calls)
                 responses.extend(_send_async(dispatch, async_receivers, index, robust))
                 mark = perf_counter_ns()
             return responses
         finally:
-            if token is not None:
-                _current.reset(token)
+            if pushed:
+                if stack and stack[-1] is cursor:
+                    stack.pop()
+                else:
+                    _pop(stack, cursor)
             if len(_queue) < capacity:
                 try:
                     _queue.append((
