@@ -26,6 +26,9 @@ def _receivers(n: int) -> list[Any]:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Measure each case; the writer thread is paused so only the hot path is timed."""
+    from bench.setup import configure
+
+    configure()
     from django.dispatch import Signal
 
     import collector
@@ -67,15 +70,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             bare, hooked = interleaved(func, func, on, collector.uninstall, n, rounds)
             clear()
             per = 100 if name.startswith("asend x100") else 1
+            ratio = hooked / bare
             results.append({
                 "benchmark": "dispatch",
                 "case": name,
+                "figure": f"{ratio:.2f}x ({bare / per:.0f} -> {hooked / per:.0f} ns)",
+                "budget": f"<= {budget:.2f}x",
+                "pass": ratio <= budget,
                 "bare_ns": round(bare / per, 1),
                 "hooked_ns": round(hooked / per, 1),
-                "ratio": round(hooked / bare, 3),
+                "ratio": round(ratio, 3),
                 "added_ns": round((hooked - bare) / per, 1),
-                "budget": budget,
-                "pass": hooked / bare <= budget,
             })
     finally:
         hook.capacity = saved_capacity

@@ -17,6 +17,13 @@ MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
 _SCALARS = (bool, int, float)
+
+
+class Snapshot(dict):  # type: ignore[type-arg]
+    """A captured object whose keys are fixed by the collector (model instance, request).
+
+    Processors can skip it: none of its keys names a secret.
+    """
 _LIGHT = {id(pre_init), id(post_init)}  # sent per instance built: capture only model and pk
 
 
@@ -82,7 +89,7 @@ def _value(value: Any, depth: int, light: bool = False) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return _sequence(value, depth)
     if hasattr(value, "path") and hasattr(value, "method") and hasattr(value, "META"):
-        return {"method": safe_str(value.method, 16), "path": safe_str(value.path, MAX_REPR)}
+        return Snapshot(method=safe_str(value.method, 16), path=safe_str(value.path, MAX_REPR))
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
     if isinstance(value, QuerySet):  # its repr would run a query
@@ -94,7 +101,7 @@ def _value(value: Any, depth: int, light: bool = False) -> Any:
 
 def _instance(value: Any, meta: Any, light: bool) -> dict[str, Any]:
     """Snapshot a model instance: label, pk, and (unless light) its repr and username."""
-    out: dict[str, Any] = {"model": meta.label}
+    out: dict[str, Any] = Snapshot(model=meta.label)
     try:
         pk = value.pk
     except Exception:  # noqa: BLE001
@@ -120,8 +127,8 @@ def _call(func: Any) -> Any:
 def _mapping(value: dict[Any, Any], depth: int) -> Any:
     """Snapshot a dict (WSGI environ and ASGI scope become method and path)."""
     if "PATH_INFO" in value or (value.get("type") in ("http", "websocket") and "path" in value):
-        return {"method": safe_str(value.get("REQUEST_METHOD", value.get("method", "")), 16),
-                "path": request_path_of({"environ": value})}
+        return Snapshot(method=safe_str(value.get("REQUEST_METHOD", value.get("method", "")), 16),
+                        path=request_path_of({"environ": value}))
     if depth >= MAX_DEPTH:
         return safe_repr(value)
     out: dict[str, Any] = {}

@@ -16,34 +16,31 @@ EventDict = dict[str, Any]
 def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> EventDict:
     """Return the event dict for one raw record; its start (perf counter) becomes wall time."""
     (event_id, signal, sender, method, start, duration, calls, parent, kwargs, path) = record
-    wall = now_wall - (now_ns - start) / 1e9
     if len(calls) > 1:
         calls = sorted(calls, key=_index)
     failures = 0
     call_dicts = []
     for index, receiver, is_async, took, failed in calls:
-        call: dict[str, Any] = {
-            "index": index,
-            "receiver": receiver,
-            "is_async": is_async,
-            "duration_ns": took,
-            "outcome": "ok",
-            "exc_type": "",
-            "exc_message": "",
-            "traceback": "",
-            "location": "",
-        }
-        if failed is not None:
+        if failed is None:
+            call_dicts.append({
+                "index": index, "receiver": receiver, "is_async": is_async, "duration_ns": took,
+                "outcome": "ok", "exc_type": "", "exc_message": "", "traceback": "",
+                "location": "",
+            })
+        else:
             failures += 1
-            call["outcome"] = "error"
-            call["exc_type"], call["exc_message"], call["traceback"], call["location"] = failed
-        call_dicts.append(call)
+            exc_type, message, text, location = failed
+            call_dicts.append({
+                "index": index, "receiver": receiver, "is_async": is_async, "duration_ns": took,
+                "outcome": "error", "exc_type": exc_type, "exc_message": message,
+                "traceback": text, "location": location,
+            })
     return {
         "id": event_id,
         "signal": naming.signal_name(signal),
         "sender": naming.sender_label(sender),
         "method": method,
-        "timestamp": wall,
+        "timestamp": now_wall - (now_ns - start) / 1e9,
         "duration_ns": duration,
         "receiver_count": len(call_dicts),
         "failure_count": failures,

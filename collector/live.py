@@ -2,21 +2,90 @@
 
 The in-memory layer's queues belong to the server's event loop, so batches are handed to that
 loop (registered by the consumer) instead of ``async_to_sync`` from the writer thread, which can
-stall delivery. Other layers (channels-redis) get a dedicated publisher loop in a thread.
+stall delivery. Other layers (channels-redis) get a dedicated publisher loop in a daemon thread,
+shared by every batch of the process.
+
+Publishing runs on the collector's writer thread, which also stores the events, so it must never
+hold the writer for long: each send waits at most ``PUBLISH_TIMEOUT`` seconds and is cancelled
+after that, and after a failure (Redis down or unreachable) the layer is not tried again for a
+growing pause (``RETRY_DELAYS``), so an outage costs the writer almost nothing. The first send
+after the pause that works puts the process back online.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass
 from typing import Any
 
+__all__ = [
+    "GROUP",
+    "PUBLISH_TIMEOUT",
+    "LayerOffline",
+    "health",
+    "publish",
+    "register_loop",
+]
+
 GROUP = "signal_monitor.events"
+PUBLISH_TIMEOUT = 0.5
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # pause after 1, 2, 3, 4+ consecutive failures
+
 _server_loop: asyncio.AbstractEventLoop | None = None
 _own_loop: asyncio.AbstractEventLoop | None = None
+_own_thread: threading.Thread | None = None
 _own_lock = threading.Lock()
-_pending: Future[Any] | None = None
+
+
+class LayerOffline(ConnectionError):
+    """The channel layer failed recently; batches are not sent until the retry time."""
+
+
+@dataclass
+class _Health:
+    """This process's publishing record (read by ``health()``)."""
+
+    online: bool = True
+    published: int = 0
+    failed: int = 0
+    skipped_offline: int = 0
+    consecutive_failures: int = 0
+    retry_at: float = 0.0
+    offline_since: float | None = None
+    last_error: str = ""
+
+    def succeeded(self) -> None:
+        """Record a batch that reached the layer."""
+        self.published += 1
+        self.online = True
+        self.consecutive_failures = 0
+        self.offline_since = None
+
+    def failed_with(self, exc: BaseException) -> None:
+        """Record a failed batch and pause sending for the next retry delay."""
+        self.failed += 1
+        self.consecutive_failures += 1
+        if self.online:
+            self.offline_since = time.time()
+        self.online = False
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        delay = RETRY_DELAYS[min(self.consecutive_failures, len(RETRY_DELAYS)) - 1]
+        self.retry_at = time.monotonic() + delay
+
+
+_health = _Health()
+
+
+def health() -> dict[str, Any]:
+    """Return this process's publishing figures: online, counts, last error, retry time."""
+    figures = asdict(_health)
+    figures["retry_in"] = max(0.0, figures.pop("retry_at") - time.monotonic())
+    return figures
 
 
 def register_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -27,20 +96,35 @@ def register_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 def _publisher_loop() -> asyncio.AbstractEventLoop:
     """Return a long-lived event loop running in a daemon thread, for out-of-process layers."""
-    global _own_loop
+    global _own_loop, _own_thread
     with _own_lock:
-        if _own_loop is None or _own_loop.is_closed():
+        thread_ok = _own_thread is not None and _own_thread.is_alive()
+        if _own_loop is None or _own_loop.is_closed() or not thread_ok:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(
                 target=loop.run_forever, name="signal-monitor-publisher", daemon=True
             )
             thread.start()
-            _own_loop = loop
+            _own_loop, _own_thread = loop, thread
         return _own_loop
 
 
-def publish(message: dict[str, Any], timeout: float = 2.0) -> bool:
-    """Send one group message; return False when no layer or no listener can receive it."""
+def _send(layer: Any, message: dict[str, Any], loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """Run ``group_send`` on ``loop``; cancel it and raise TimeoutError if it takes too long."""
+    future: Future[Any] = asyncio.run_coroutine_threadsafe(layer.group_send(GROUP, message), loop)
+    try:
+        future.result(timeout)
+    except FutureTimeout:
+        future.cancel()
+        raise TimeoutError(f"the channel layer did not take the batch within {timeout}s") from None
+
+
+def publish(message: dict[str, Any], timeout: float = PUBLISH_TIMEOUT) -> bool:
+    """Send one group message; return False when no layer or no listener can receive it.
+
+    Raises when the layer fails (the error, a timeout, or ``LayerOffline`` while paused after
+    a failure); the caller counts it. Never blocks for more than ``timeout`` seconds.
+    """
     from channels.layers import InMemoryChannelLayer, get_channel_layer
 
     layer = get_channel_layer()
@@ -50,8 +134,26 @@ def publish(message: dict[str, Any], timeout: float = 2.0) -> bool:
         loop = _server_loop
         if loop is None or loop.is_closed() or not loop.is_running():
             return False
-    else:
-        loop = _publisher_loop()
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(GROUP, message), loop)
-    future.result(timeout)
+        _send(layer, message, loop, timeout)
+        return True
+    if time.monotonic() < _health.retry_at:
+        _health.skipped_offline += 1
+        raise LayerOffline(f"channel layer offline, retrying soon ({_health.last_error})")
+    try:
+        _send(layer, message, _publisher_loop(), timeout)
+    except Exception as exc:
+        _health.failed_with(exc)
+        raise
+    _health.succeeded()
     return True
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has neither the parent's server loop nor its publisher thread."""
+    global _server_loop, _own_loop, _own_thread, _own_lock, _health
+    _server_loop = _own_loop = _own_thread = None
+    _own_lock = threading.Lock()
+    _health = _Health()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

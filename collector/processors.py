@@ -82,7 +82,10 @@ SECRET_FRAGMENTS = (
 
 
 class RedactProcessor(Processor):
-    """Replaces values under secret-looking keys (and secret settings' values) in captured kwargs."""
+    """Replaces values under secret-looking keys (and secret settings' values) in captured kwargs.
+
+    Keys are matched once and remembered; an event without secrets is returned untouched.
+    """
 
     def __init__(self, config: dict[str, Any]) -> None:
         """Compile the secret-key pattern from the built-in and configured fragments."""
@@ -90,32 +93,54 @@ class RedactProcessor(Processor):
         fragments = [*SECRET_FRAGMENTS, *config["REDACT_KEYS"]]
         self.pattern = re.compile("|".join(re.escape(f.lower()) for f in fragments), re.I)
         self.marker: str = config["REDACT_MARKER"]
+        self.secret: dict[str, bool] = {}
+
+    def is_secret(self, key: Any) -> bool:
+        """Return True if ``key`` looks like it names a secret (memoised)."""
+        if not isinstance(key, str):
+            return False
+        found = self.secret.get(key)
+        if found is None:
+            if len(self.secret) > 10_000:
+                self.secret.clear()
+            found = self.secret[key] = bool(self.pattern.search(key))
+        return found
 
     def process(self, event: EventDict) -> EventDict | None:
         """Return the event with its kwargs redacted."""
-        kwargs = self._redact(event["kwargs"], 0)
-        setting = kwargs.get("setting") if isinstance(kwargs, dict) else None
-        if isinstance(setting, str) and self.pattern.search(setting) and "value" in kwargs:
-            kwargs["value"] = self.marker
+        kwargs = event["kwargs"]
+        if not kwargs:
+            return event
+        kwargs = self._redact(kwargs, 0)
+        setting = kwargs.get("setting")
+        if isinstance(setting, str) and "value" in kwargs and self.is_secret(setting):
+            kwargs = {**kwargs, "value": self.marker}
         event["kwargs"] = kwargs
         return event
 
     def _redact(self, value: Any, depth: int) -> Any:
-        """Redact a captured value recursively."""
+        """Redact a captured value recursively; containers are copied only when something changes."""
         if depth > 6:
             return value
         if isinstance(value, dict):
-            return {k: self._redact_item(k, v, depth) for k, v in value.items()}
+            changed = None
+            for key, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    new = self._redact(item, depth + 1)
+                elif item is None or item == "" or not self.is_secret(key):
+                    continue
+                else:
+                    new = self.marker
+                if new is not item:
+                    if changed is None:
+                        changed = dict(value)
+                    changed[key] = new
+            return value if changed is None else changed
         if isinstance(value, list):
-            return [self._redact(v, depth + 1) for v in value]
-        return value
-
-    def _redact_item(self, key: Any, value: Any, depth: int) -> Any:
-        """Redact one dict item: containers are searched, scalars under secret keys replaced."""
-        if isinstance(value, (dict, list)) or value in (None, ""):
-            return self._redact(value, depth + 1)
-        if isinstance(key, str) and self.pattern.search(key):
-            return self.marker
+            if not any(type(v) is dict or type(v) is list for v in value):
+                return value
+            items = [self._redact(v, depth + 1) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
         return value
 
 

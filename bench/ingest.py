@@ -1,0 +1,259 @@
+"""Ingest: receiver calls persisted per second by the collector's writer, against a bare floor.
+
+One process, as in an application: the main thread sends the workload's signals (bench._data)
+through the real ``Signal.send()`` with the collector installed and only the DatabaseSink on;
+the collector's writer thread stores them. The sender runs flat out for the whole period but
+pauses while the collector's queue holds more than half its capacity, so the figure is the
+writer's sustained rate with nothing dropped (sent and stored receiver calls are counted).
+
+The floor is a bare ``executemany`` of the same Event and ReceiverCall rows (read back from
+what the collector stored, ids renumbered) into fresh tables with the same schema and indexes,
+on the same database, one transaction per BATCH_SIZE events; it stores no rollups, which the
+collector also writes. The writer's CPU share is measured separately at a steady 5,000 events/s
+with the writer thread's own CPU clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from bench import _data
+from bench._data import row
+
+BUDGET_RATE = 50_000
+BUDGET_FLOOR = 0.35
+STEADY_RATE = 5_000
+WRITER = "signal-monitor-writer"
+
+
+def _settings(sqlite_path: str, pg_url: str | None) -> dict[str, Any]:
+    """Return settings overrides: the project's SQLite options, and PostgreSQL as "pg"."""
+    from config.env import database_from_url, sqlite_database
+
+    databases = {"default": sqlite_database(sqlite_path)}
+    if pg_url:
+        databases["pg"] = database_from_url(pg_url)
+    return {
+        "DATABASES": databases,
+        "SIGNAL_MONITOR": {"SINKS": ["collector.sinks.DatabaseSink"], "AUTO_INSTALL": False},
+    }
+
+
+def _count_calls(alias: str) -> int:
+    """Return the number of stored receiver calls."""
+    from collector.models import ReceiverCall
+
+    return ReceiverCall.objects.using(alias).count()
+
+
+def _use_alias(alias: str) -> Any:
+    """Return an override_settings pointing the DatabaseSink at ``alias``."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    config = {**settings.SIGNAL_MONITOR, "DATABASE_ALIAS": alias}
+    return override_settings(SIGNAL_MONITOR=config)
+
+
+def _throughput(alias: str, seconds: float) -> dict[str, Any]:
+    """Send flat out (with back-pressure) for ``seconds``; return sent, stored, rate, drops."""
+    import collector
+    from collector import hook, pipeline, runtime
+
+    pipeline.current()  # applies QUEUE_SIZE now
+    sender = _data.Sender()
+    sender.send(600)  # warm-up: names cached, writer started, connection open
+    collector.flush(30)
+    before, drops_before = _count_calls(alias), sum(runtime.snapshot()["dropped"].values())
+    sender = _data.Sender()
+    start = time.perf_counter()
+    sender.flat_out(seconds, backlog=lambda: len(hook._queue), high=hook.capacity // 2)
+    drained = collector.flush(120)
+    elapsed = time.perf_counter() - start
+    stored = _count_calls(alias) - before
+    dropped = sum(runtime.snapshot()["dropped"].values()) - drops_before
+    return {"events_sent": sender.events, "calls_sent": sender.calls, "calls_stored": stored,
+            "dropped": dropped, "drained": drained, "seconds": round(elapsed, 2),
+            "calls_per_s": round(stored / elapsed), "queue_size": hook.capacity}  # fmt: skip
+
+
+def _cpu_share(seconds: float) -> dict[str, Any]:
+    """Send a steady STEADY_RATE events/s; return the writer thread's share of one core."""
+    import collector
+
+    sender = _data.Sender()
+    sender.send(100)
+    collector.flush(30)
+    cpu = _data.thread_cpu(WRITER)
+    cpu0, wall0 = cpu(), time.perf_counter()
+    sender.paced(STEADY_RATE, seconds)
+    collector.flush(30)
+    used, wall = cpu() - cpu0, time.perf_counter() - wall0
+    return {"share": round(used / wall, 4), "writer_cpu_s": round(used, 3),
+            "rate": round(sender.events / wall), "us_per_event": round(used / sender.events * 1e6, 1)}  # fmt: skip
+
+
+# ---- the floor ----------------------------------------------------------------------------------
+
+
+def _clone_models(tag: str) -> tuple[Any, Any]:
+    """Return unregistered copies of Event and ReceiverCall on fresh tables (same indexes)."""
+    from django.apps.registry import Apps
+    from django.db import models
+
+    from collector.models import Event, ReceiverCall
+
+    registry = Apps()
+    clones = []
+    for model in (Event, ReceiverCall):
+        attrs: dict[str, Any] = {"__module__": __name__}
+        for field in model._meta.local_fields:
+            if isinstance(field, models.ForeignKey):  # an index, no constraint, as the original
+                attrs[field.name] = models.BigIntegerField(db_column=field.column, db_index=True)
+            else:
+                attrs[field.name] = field.clone()
+        indexes = []
+        for index in model._meta.indexes:
+            copy = index.clone()
+            copy.name = f"bf{tag}_{index.name}"[:60]
+            indexes.append(copy)
+        meta = type("Meta", (), {"apps": registry, "app_label": "bench_floor",
+                                 "db_table": f"bench_floor_{tag}_{model._meta.db_table}",
+                                 "indexes": indexes})  # fmt: skip
+        attrs["Meta"] = meta
+        clones.append(type(f"Floor{model.__name__}", (models.Model,), attrs))
+    return clones[0], clones[1]
+
+
+def _template(alias: str, events: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Read back the first ``events`` stored events and their calls as insertable rows."""
+    from django.db import connections
+
+    from collector import storage
+    from collector.models import Event, ReceiverCall
+
+    conn = connections[alias]
+    qn, adapt = conn.ops.quote_name, conn.ops.adapt_datetimefield_value
+
+    def clean(value: Any) -> Any:
+        if hasattr(value, "tzinfo"):
+            return adapt(value)
+        return json.dumps(value) if isinstance(value, dict) else value
+
+    ev_cols = ", ".join(qn(c) for c in storage._EVENT_COLS)
+    call_cols = ", ".join(qn(c) for c in storage._CALL_COLS)
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT {ev_cols} FROM {qn(Event._meta.db_table)} ORDER BY {qn('id')} "
+                       f"LIMIT {int(events)}")  # fmt: skip
+        ev_rows = [tuple(clean(v) for v in r) for r in cursor.fetchall()]
+        low, high = ev_rows[0][0], ev_rows[-1][0]
+        cursor.execute(f"SELECT {call_cols} FROM {qn(ReceiverCall._meta.db_table)} "
+                       f"WHERE {qn('event_id')} BETWEEN %s AND %s", [low, high])  # fmt: skip
+        call_rows = [tuple(clean(v) for v in r) for r in cursor.fetchall()]
+    return ev_rows, call_rows
+
+
+def _floor(alias: str, target_calls: int, batch: int, max_seconds: float) -> dict[str, Any]:
+    """Insert the same rows with bare executemany into fresh tables; return calls/s."""
+    from django.db import connections, transaction
+
+    from collector import storage
+
+    conn = connections[alias]
+    ev_rows, call_rows = _template(alias, batch)
+    index = {r[0]: i for i, r in enumerate(ev_rows)}
+    calls = [(index[r[0]], *r[1:]) for r in call_rows]
+    floor_event, floor_call = _clone_models(alias)
+    with conn.schema_editor() as editor:
+        editor.create_model(floor_event)
+        editor.create_model(floor_call)
+    ev_sql = storage._insert_sql(conn, floor_event._meta.db_table, storage._EVENT_COLS)
+    call_sql = storage._insert_sql(conn, floor_call._meta.db_table, storage._CALL_COLS)
+    inserted, n = 0, len(ev_rows)
+    try:
+        start = time.perf_counter()
+        rep = 0
+        while inserted < target_calls and time.perf_counter() - start < max_seconds:
+            base = rep * n + 1
+            with transaction.atomic(using=alias), conn.cursor() as cursor:
+                cursor.executemany(ev_sql, [(base + i, *r[1:]) for i, r in enumerate(ev_rows)])
+                cursor.executemany(call_sql, [(base + c[0], *c[1:]) for c in calls])
+            inserted += len(calls)
+            rep += 1
+        elapsed = time.perf_counter() - start
+    finally:
+        with conn.schema_editor() as editor:
+            editor.delete_model(floor_call)
+            editor.delete_model(floor_event)
+    return {"calls": inserted, "seconds": round(elapsed, 2), "calls_per_s": round(inserted / elapsed),
+            "events_per_batch": n, "calls_per_batch": len(calls)}  # fmt: skip
+
+
+# ---- one database -------------------------------------------------------------------------------
+
+
+def _database(label: str, alias: str, seconds: float, steady: float) -> list[dict[str, Any]]:
+    """Measure one database: throughput, floor ratio, writer CPU share."""
+    from django.core.management import call_command
+
+    from collector.conf import get_config
+
+    call_command("migrate", "signals_collector", database=alias, verbosity=0)
+    with _use_alias(alias):
+        got = _throughput(alias, seconds)
+        batch = int(get_config()["BATCH_SIZE"])
+        floor = _floor(alias, got["calls_stored"], batch, max_seconds=max(seconds, 2.0))
+        cpu = _cpu_share(steady)
+    lost = got["calls_sent"] - got["calls_stored"]
+    ratio = got["calls_per_s"] / floor["calls_per_s"]
+    return [
+        row("ingest", f"{label}: receiver calls stored/s", f"{got['calls_per_s']:,}/s, lost {lost}",
+            f">= {BUDGET_RATE:,}/s, 0 lost", got["calls_per_s"] >= BUDGET_RATE and lost == 0,
+            **got, lost=lost),  # fmt: skip
+        row("ingest", f"{label}: vs bare executemany floor",
+            f"{ratio:.2f}x ({floor['calls_per_s']:,}/s)", f">= {BUDGET_FLOOR:.2f}x",
+            ratio >= BUDGET_FLOOR, ratio=round(ratio, 3), floor=floor),  # fmt: skip
+        row("ingest", f"{label}: writer CPU at {STEADY_RATE:,} events/s",
+            f"{cpu['share']:.0%} of a core ({cpu['us_per_event']} us/ev)", "(reported)",
+            cpu["share"] > 0, **cpu),  # fmt: skip
+    ]
+
+
+def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
+    """Measure ingest into SQLite and PostgreSQL (skipped with a FAIL row if not running)."""
+    from bench.setup import configure
+
+    seconds, steady = (0.5, 0.5) if tiny else (5.0, 3.0) if quick else (30.0, 10.0)
+    sqlite_path = _data.temp_sqlite("ingest")
+    rows: list[dict[str, Any]] = []
+    try:
+        with _data.postgres_database("ingest") as pg_url:
+            configure(**_settings(str(sqlite_path), pg_url))
+            import collector
+            from collector import runtime
+
+            _data.connect_workload()
+            collector.install()
+            rows += _database("SQLite", "default", seconds, steady)
+            if pg_url:
+                rows += _database("PostgreSQL", "pg", seconds, steady)
+            else:
+                rows.append(row("ingest", "PostgreSQL: receiver calls stored/s",
+                                "PostgreSQL not running", f">= {BUDGET_RATE:,}/s", False))  # fmt: skip
+            collector.uninstall()
+            runtime.shutdown()
+            from django.db import connections
+
+            connections.close_all()
+    finally:
+        _data.remove_sqlite(sqlite_path)
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    for r in run(quick="--quick" in sys.argv, tiny="--tiny" in sys.argv):
+        print(json.dumps(r))
