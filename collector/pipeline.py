@@ -48,6 +48,10 @@ class _Pipeline:
                 return None
         return current
 
+    def holding(self) -> bool:
+        """Return True if a sink holds a backlog it still has to write."""
+        return any(getattr(sink, "backlog", None) for sink in self.sinks)
+
     def deliver(self, batch: list[events.EventDict], unheard: dict[str, int]) -> None:
         """Hand the batch to every sink; one that raises is counted and the others still run."""
         for sink in self.sinks:
@@ -114,7 +118,7 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
         if event is not None:
             batch.append(event)
     unheard = _take_unheard()
-    if batch or unheard:
+    if batch or unheard or pipe.holding():
         pipe.deliver(batch, unheard)
     return len(records) >= size
 

@@ -30,6 +30,8 @@ _stopping = False
 _busy = False
 _last_drop_log = 0.0
 _last_error = ""
+# True once the interpreter is exiting (sinks then retry at once instead of waiting).
+exiting = False
 started_at = time.time()
 
 
@@ -171,10 +173,20 @@ def shutdown() -> None:
         timeout = float(get_config()["EXIT_TIMEOUT"])
     except Exception:  # noqa: BLE001 - settings may be gone at exit
         timeout = 5.0
-    if _queue or _busy:
+    global exiting
+    exiting = True  # sinks stop waiting between retries: this is their last chance
+    if _queue or _busy or _pending_backlog():
         flush(timeout)
     _stopping = True
     _wake.set()
+
+
+def _pending_backlog() -> bool:
+    """Return True if a sink still holds events it could not write yet."""
+    from collector import pipeline
+
+    pipe = pipeline._current
+    return pipe is not None and pipe.holding()
 
 
 def _after_fork_in_child() -> None:

@@ -58,7 +58,7 @@ class DatabaseSink(Sink):
         if not self.enabled:
             return
         self._hold(events, unheard)
-        if time.monotonic() < self.retry_at:
+        if time.monotonic() < self.retry_at and not runtime.exiting:
             return
         batch, counts = list(self.backlog), dict(self.backlog_unheard)
         try:

@@ -181,8 +181,10 @@ def test_every_builtin_is_named_by_its_import_path(listening: Any) -> None:
     assert collector.is_installed()
 
 
-def test_class_prepared_before_apps_were_ready_is_not_lost(tmp_path: Any) -> None:
-    """A fresh process: class_prepared of contrib and demo models, sent before ready(), is stored."""
+def test_signals_before_ready_and_before_migrate_are_not_lost(tmp_path: Any) -> None:
+    """Fresh processes: `migrate` from an empty database stores its own pre_migrate (sent before
+    the collector's tables exist) and post_migrate; class_prepared of contrib and demo models,
+    sent before ready(), is stored."""
     import os
     import subprocess
     import sys
@@ -201,6 +203,10 @@ def test_class_prepared_before_apps_were_ready_is_not_lost(tmp_path: Any) -> Non
         ".values_list('sender', flat=True))\n"
         "print(sorted(labels))\n"
         "assert {'auth.User', 'contenttypes.ContentType', 'demo.Product'} <= labels, labels\n"
+        "migrate = set(Event.objects.filter(signal__endswith='_migrate')"
+        ".values_list('signal', flat=True))\n"
+        "assert migrate == {'django.db.models.signals.pre_migrate',"
+        " 'django.db.models.signals.post_migrate'}, migrate\n"
     )
     result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=root, env=env,
                             capture_output=True, text=True, timeout=120)
