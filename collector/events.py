@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from collector import naming
+from collector import hook, naming
 
 HOST = socket.gethostname()[:100]
 
@@ -15,12 +15,12 @@ EventDict = dict[str, Any]
 
 def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> EventDict:
     """Return the event dict for one raw record; its start (perf counter) becomes wall time."""
-    (event_id, signal, sender, method, start, duration, calls, parent, kwargs, path) = record
-    if len(calls) > 1:
-        calls = sorted(calls, key=_index)
+    (seq, signal, sender, method, start, duration, calls, parent_seq, parent_call, kwargs,
+     path) = record
     failures = 0
     call_dicts = []
-    for index, receiver, is_async, took, failed in calls:
+    for position in range(0, len(calls), 5):
+        index, receiver, is_async, took, failed = calls[position : position + 5]
         if failed is None:
             call_dicts.append({
                 "index": index, "receiver": receiver, "is_async": is_async, "duration_ns": took,
@@ -35,8 +35,10 @@ def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> Ev
                 "outcome": "error", "exc_type": exc_type, "exc_message": message,
                 "traceback": text, "location": location,
             })
+    if len(call_dicts) > 1:
+        call_dicts.sort(key=_index)
     return {
-        "id": event_id,
+        "id": hook.event_id(seq),
         "signal": naming.signal_name(signal),
         "sender": naming.sender_label(sender),
         "method": method,
@@ -44,8 +46,8 @@ def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> Ev
         "duration_ns": duration,
         "receiver_count": len(call_dicts),
         "failure_count": failures,
-        "parent_id": parent[0] if parent else None,
-        "parent_call": parent[1] if parent else None,
+        "parent_id": None if parent_seq is None else hook.event_id(parent_seq),
+        "parent_call": parent_call,
         "kwargs": kwargs,
         "host": HOST,
         "pid": pid,
@@ -54,6 +56,6 @@ def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> Ev
     }
 
 
-def _index(call: tuple[Any, ...]) -> int:
+def _index(call: dict[str, Any]) -> int:
     """Sort key: a call's position in the response list."""
-    return int(call[0])
+    return int(call["index"])

@@ -1,11 +1,16 @@
 """The hook: Django's four send methods, re-implemented with timing, patched onto ``Signal``.
 
-Each replacement mirrors the installed Django version's own method line for line (5.2 and 6.0
-run ``asend``'s sync and async receivers concurrently with ``asyncio.gather``; 6.1 runs the sync
-ones first, then the async ones in a ``TaskGroup`` through ``_run_parallel``). The response lists
-hold the original receiver objects; exceptions propagate unchanged; sends with no receivers take
-Django's own fast path. What the hot path keeps is a plain tuple appended to the runtime's queue;
-naming, processors and storage happen later, on the writer thread.
+Each replacement mirrors the installed Django version's own method (5.2 and 6.0 run ``asend``'s
+sync and async receivers concurrently with ``asyncio.gather``; 6.1 runs the sync ones first, then
+the async ones in a ``TaskGroup`` through ``_run_parallel``). The response lists hold the original
+receiver objects; exceptions propagate unchanged; sends with no receivers take Django's own fast
+path. What the hot path keeps is one flat tuple of plain values appended to the runtime's queue;
+naming of signals and senders, wall-clock time, processors and storage happen on the writer thread.
+
+Record layout (see ``events.build``): ``(seq, signal, sender, method, start_ns, duration_ns,
+calls, parent_seq, parent_call, kwargs, request_path)`` where ``calls`` is a flat tuple of
+``index, receiver name, is_async, duration_ns, failure`` per receiver call and ``seq`` is this
+process's sequence number (the writer turns it into the globally unique event id).
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ import itertools
 import os
 import random
 import threading
-from _thread import get_ident
 import traceback as _tb
+from _thread import get_ident
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from time import perf_counter_ns
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
+from django.core.signals import request_finished as _request_finished
+from django.core.signals import request_started as _request_started
 from django.dispatch import Signal
 from django.dispatch import dispatcher as _dispatcher
 
@@ -34,10 +41,11 @@ _run_parallel: Callable[..., Coroutine[Any, Any, list[Any]]] | None = getattr(
     _dispatcher, "_run_parallel", None
 )
 
-# Nesting: a "cell" per thread and context, [owner thread ident, inherited parent, stack of
-# [event_id, call_index] cursors]. Set once per context (ContextVar.set costs a HAMT copy); each
-# send pushes and pops a cursor on the list. A context copied into another thread (sync_to_async)
-# gets its own cell there, seeded with the parent it inherited.
+# Nesting: one "cell" per thread and context: [owner thread ident, inherited parent seq,
+# inherited parent call index, stack]. The stack holds (seq, call index) pairs flattened into
+# ints; a send pushes two ints and pops them. ContextVar.set (a HAMT copy) happens once per context,
+# not per send. A context copied into another thread (sync_to_async) gets its own cell there,
+# seeded with the parent it inherited; each async receiver gets a fresh cell naming its call.
 _current: ContextVar[list[Any] | None] = ContextVar("signal_monitor_current", default=None)
 # True while the collector must not record (its own writer, excluded request paths).
 muted: ContextVar[bool] = ContextVar("signal_monitor_muted", default=False)
@@ -67,9 +75,9 @@ _EMPTY: dict[str, Any] = {}
 _names = naming._receivers
 
 
-def _new_event_id() -> int:
-    """Return an id unique across processes: a random per-process token and a sequence."""
-    return (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
+def event_id(seq: int) -> int:
+    """Return the id, unique across processes, of this process's event number ``seq``."""
+    return (_TOKEN << 32) | (seq & 0xFFFFFFFF)
 
 
 def _task_parent() -> tuple[int, int] | None:
@@ -85,35 +93,31 @@ def _cell() -> list[Any]:
     cell = _current.get()
     ident = get_ident()
     if cell is None or cell[0] != ident:
-        inherited = None
-        if cell is not None:
-            stack = cell[2]
-            inherited = (stack[-1][0], stack[-1][1]) if stack else cell[1]
-        cell = [ident, inherited, []]
+        if cell is None:
+            seq, call = None, None
+        elif cell[3]:
+            seq, call = cell[3][-2], cell[3][-1]
+        else:
+            seq, call = cell[1], cell[2]
+        cell = [ident, seq, call, []]
         _current.set(cell)
     return cell
 
 
-def _parent() -> tuple[int, int] | None:
-    """Return (event id, call index) of the receiver call this send happens inside, if any."""
+def _parent() -> tuple[int | None, int | None]:
+    """Return (seq, call index) of the receiver call this send happens inside, or Nones."""
     if _task_parents:
         found = _task_parent()
         if found is not None:
             return found
     cell = _cell()
-    stack = cell[2]
-    return (stack[-1][0], stack[-1][1]) if stack else cell[1]
+    stack = cell[3]
+    return (stack[-2], stack[-1]) if stack else (cell[1], cell[2])
 
 
-def _pop(stack: list[Any], cursor: list[int]) -> None:
-    """Remove ``cursor`` from a nesting stack (normally the last item)."""
-    if stack and stack[-1] is cursor:
-        stack.pop()
-    else:
-        for position in range(len(stack) - 1, -1, -1):
-            if stack[position] is cursor:
-                del stack[position]
-                break
+def _pop(stack: list[int], depth: int) -> None:
+    """Cut a nesting stack back to ``depth`` items (what it held before this send pushed)."""
+    del stack[depth:]
 
 
 def _failure(exc: BaseException) -> tuple[str, str, str, str]:
@@ -125,8 +129,9 @@ def _failure(exc: BaseException) -> tuple[str, str, str, str]:
     try:
         kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
         message = capture.safe_str(exc)
-        text = capture.cap("".join(_tb.format_exception(type(exc), exc, exc.__traceback__)),
-                           capture.MAX_TRACEBACK)
+        text = capture.cap(
+            "".join(_tb.format_exception(type(exc), exc, exc.__traceback__)), capture.MAX_TRACEBACK
+        )
         tb = exc.__traceback__
         location = ""
         if tb is not None:
@@ -140,6 +145,36 @@ def _failure(exc: BaseException) -> tuple[str, str, str, str]:
         return type(exc).__qualname__, "<unprintable exception>", "", ""
 
 
+def _named(calls: list[Any]) -> tuple[Any, ...]:
+    """Return the flat calls as a tuple, naming receivers still held as objects."""
+    for position in range(1, len(calls), 5):
+        if type(calls[position]) is not str:
+            calls[position] = naming.receiver_name(calls[position])
+    return tuple(calls)
+
+
+def _enqueue(
+    signal: Signal, sender: Any, method: str, named: dict[str, Any], seq: int,
+    parent: tuple[int | None, int | None], start: int, end: int, calls: list[Any],
+) -> None:
+    """Queue one finished dispatch (the async and unheard paths; sync sends inline this)."""
+    if len(_queue) >= capacity:
+        runtime_state.drop("queue_full")
+        return
+    try:
+        _queue.append((
+            seq, signal,
+            sender if sender is None or isinstance(sender, type) else capture.sender_ref(sender),
+            method, start, end - start, _named(calls), parent[0], parent[1],
+            capture.capture_kwargs(signal, named) if named else _EMPTY, request_path.get(),
+        ))
+    except BaseException:  # noqa: BLE001 - the collector never raises into the host
+        runtime_state.drop("capture_error")
+        return
+    if not runtime_state.alive:
+        runtime_state.start()
+
+
 def _count_unheard(signal: Signal, sender: Any) -> None:
     """Count a send that reached no live receiver (and keep it if RECORD_UNHEARD asks)."""
     slot = unheard.get(id(signal))
@@ -148,30 +183,8 @@ def _count_unheard(signal: Signal, sender: Any) -> None:
     else:
         slot[1] += 1
     if record_unheard and not muted.get():
-        _finish(signal, sender, "send", _EMPTY, _new_event_id(), _parent(), perf_counter_ns(), [])
-
-
-def _finish(
-    signal: Signal, sender: Any, method: str, named: dict[str, Any], event_id: int,
-    parent: tuple[int, int] | None, start: int, calls: list[tuple[Any, ...]],
-) -> None:
-    """Queue the finished dispatch as a plain tuple (receivers named, arguments captured)."""
-    end = perf_counter_ns()
-    try:
-        if sender is not None and not isinstance(sender, type):
-            sender = capture.sender_ref(sender)
-        record = (
-            event_id, signal, sender, method, start, end - start, _named_calls(calls), parent,
-            capture.capture_kwargs(signal, named) if named else _EMPTY, request_path.get(),
-        )
-        if len(_queue) < capacity:
-            _queue.append(record)
-            if not runtime_state.alive:
-                runtime_state.start()
-        else:
-            runtime_state.drop("queue_full")
-    except BaseException:  # noqa: BLE001 - the collector never raises into the host
-        runtime_state.drop("capture_error")
+        now = perf_counter_ns()
+        _enqueue(signal, sender, "send", _EMPTY, next(_seq), _parent(), now, now, [])
 
 
 class _RuntimeState:
@@ -189,92 +202,6 @@ class _RuntimeState:
 
 
 runtime_state: Any = _RuntimeState()
-
-
-class _Dispatch:
-    """An async dispatch in flight: what its timed receiver coroutines need."""
-
-    __slots__ = ("signal", "sender", "method", "named", "id", "parent", "start", "calls")
-
-    def __init__(
-        self, signal: Signal, sender: Any, method: str, named: dict[str, Any],
-        event_id: int, parent: tuple[int, int] | None, calls: list[tuple[Any, ...]],
-    ) -> None:
-        self.signal = signal
-        self.sender = sender
-        self.method = method
-        self.named = named
-        self.id = event_id
-        self.parent = parent
-        self.calls = calls
-        self.start = perf_counter_ns()
-
-    def run_sync(self, receivers: list[Any], robust: bool) -> list[tuple[Any, Any]]:
-        """Call sync receivers in order, timing each (asend's sync_send, in a worker thread)."""
-        signal, sender, named, calls = self.signal, self.sender, self.named, self.calls
-        responses: list[tuple[Any, Any]] = []
-        cursor = [self.id, 0]
-        stack = _cell()[2]
-        stack.append(cursor)
-        try:
-            for index, receiver in enumerate(receivers):
-                cursor[1] = index
-                began = perf_counter_ns()
-                try:
-                    response = receiver(signal=signal, sender=sender, **named)
-                except Exception as err:
-                    calls.append((index, receiver, False, perf_counter_ns() - began, _failure(err)))
-                    if not robust:
-                        raise
-                    signal._log_robust_failure(receiver, err)
-                    responses.append((receiver, err))
-                except BaseException as err:
-                    calls.append((index, receiver, False, perf_counter_ns() - began, _failure(err)))
-                    raise
-                else:
-                    calls.append((index, receiver, False, perf_counter_ns() - began, None))
-                    responses.append((receiver, response))
-        finally:
-            _pop(stack, cursor)
-        return responses
-
-    async def run_async(
-        self, receiver: Any, index: int, robust: bool, outer: list[int] | None
-    ) -> Any:
-        """Await one async receiver, timing it; Django's coroutine or asend_and_wrap_exception."""
-        task = asyncio.current_task()
-        if task is not None:
-            _task_parents[task] = (self.id, index)
-        _current.set([get_ident(), None, [[self.id, index]]])
-        began = perf_counter_ns()
-        try:
-            response = await receiver(signal=self.signal, sender=self.sender, **self.named)
-        except Exception as err:
-            self.calls.append((index, receiver, True, perf_counter_ns() - began, _failure(err)))
-            if not robust:
-                raise
-            self.signal._log_robust_failure(receiver, err)
-            return err
-        except BaseException as err:
-            self.calls.append((index, receiver, True, perf_counter_ns() - began, _failure(err)))
-            raise
-        finally:
-            # Restore the value from before the whole group, never a sibling's (shared context).
-            _current.set(outer)
-            if task is not None:
-                _task_parents.pop(task, None)
-        self.calls.append((index, receiver, True, perf_counter_ns() - began, None))
-        return response
-
-    def async_coros(self, receivers: list[Any], first: int, robust: bool) -> list[Any]:
-        """Return the timed coroutines for the async receivers, numbered after the sync ones."""
-        outer = _current.get()
-        return [self.run_async(r, first + i, robust, outer) for i, r in enumerate(receivers)]
-
-    def finish(self) -> None:
-        """Queue the finished dispatch."""
-        _finish(self.signal, self.sender, self.method, self.named, self.id, self.parent,
-                self.start, self.calls)
 
 
 def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
@@ -319,70 +246,69 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
                 return original(self, sender, **named)  # type: ignore[no-any-return]
         elif muted.get():
             return original(self, sender, **named)  # type: ignore[no-any-return]
-        event_id = (_TOKEN << 32) | (next(_seq) & 0xFFFFFFFF)
+        seq = next(_seq)
         cell = _current.get()
         if cell is None or cell[0] != get_ident():
             cell = _cell()
-        stack = cell[2]
-        if stack:
-            top = stack[-1]
-            parent = (top[0], top[1])
+        stack = cell[3]
+        depth = len(stack)
+        if depth:
+            parent_seq, parent_call = stack[-2], stack[-1]
         else:
-            parent = cell[1]
+            parent_seq, parent_call = cell[1], cell[2]
         if _task_parents:
-            parent = _task_parent() or parent
-        calls: list[tuple[Any, ...]] = []
+            found = _task_parent()
+            if found is not None:
+                parent_seq, parent_call = found
+        calls: list[Any] = []
         responses: list[tuple[Any, Any]] = []
-        cursor = [event_id, 0]
-        stack.append(cursor)
-        pushed = True
+        stack.append(seq)
+        stack.append(0)
         index = 0
         start = mark = perf_counter_ns()
         try:
             for receiver in sync_receivers:
-                cursor[1] = index
+                stack[depth + 1] = index
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except Exception as err:
                     ended = perf_counter_ns()
-                    calls.append((index, receiver, False, ended - mark, _failure(err)))
+                    calls += (index, receiver, False, ended - mark, _failure(err))
                     if not robust:
                         raise
                     self._log_robust_failure(receiver, err)
                     response = err
                 except BaseException as err:
-                    calls.append((index, receiver, False, perf_counter_ns() - mark, _failure(err)))
+                    ended = perf_counter_ns()
+                    calls += (index, receiver, False, ended - mark, _failure(err))
                     raise
                 else:
                     ended = perf_counter_ns()
                     entry = _names.get(id(receiver))
                     if entry is not None and entry[0]() is receiver:
-                        calls.append((index, entry[1], False, ended - mark, None))
+                        calls += (index, entry[1], False, ended - mark, None)
                     else:
-                        calls.append((index, receiver, False, ended - mark, None))
+                        calls += (index, receiver, False, ended - mark, None)
                 responses.append((receiver, response))
                 mark = ended
                 index += 1
             if async_receivers:
-                _pop(stack, cursor)
-                pushed = False
-                dispatch = _Dispatch(self, sender, method, named, event_id, parent, calls)
+                del stack[depth:]
+                dispatch = _Dispatch(
+                    self, sender, method, named, seq, (parent_seq, parent_call), calls
+                )
                 responses.extend(_send_async(dispatch, async_receivers, index, robust))
                 mark = perf_counter_ns()
             return responses
         finally:
-            if pushed:
-                if stack and stack[-1] is cursor:
-                    stack.pop()
-                else:
-                    _pop(stack, cursor)
+            del stack[depth:]
             if len(_queue) < capacity:
                 try:
                     _queue.append((
-                        event_id, self,
+                        seq, self,
                         sender if sender is None or isinstance(sender, type)
                         else capture.sender_ref(sender),
-                        method, start, mark - start, _named_calls(calls), parent,
+                        method, start, mark - start, _named(calls), parent_seq, parent_call,
                         capture.capture_kwargs(self, named) if named else _EMPTY,
                         request_path.get(),
                     ))
@@ -397,16 +323,95 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
     return send
 
 
-def _named_calls(calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Replace receiver objects still in ``calls`` by their names (first sight, failures)."""
-    for position, call in enumerate(calls):
-        if not isinstance(call[1], str):
-            calls[position] = (call[0], naming.receiver_name(call[1]), *call[2:])
-    return calls
-
-
 send = _make_sync_send("send", robust=False)
 send_robust = _make_sync_send("send_robust", robust=True)
+
+
+class _Dispatch:
+    """An async dispatch in flight: what its timed receiver coroutines need."""
+
+    __slots__ = ("signal", "sender", "method", "named", "seq", "parent", "start", "calls")
+
+    def __init__(
+        self, signal: Signal, sender: Any, method: str, named: dict[str, Any],
+        seq: int, parent: tuple[int | None, int | None], calls: list[Any],
+    ) -> None:
+        self.signal = signal
+        self.sender = sender
+        self.method = method
+        self.named = named
+        self.seq = seq
+        self.parent = parent
+        self.calls = calls
+        self.start = perf_counter_ns()
+
+    def run_sync(self, receivers: list[Any], robust: bool) -> list[tuple[Any, Any]]:
+        """Call sync receivers in order, timing each (asend's sync_send, in a worker thread)."""
+        signal, sender, named, calls = self.signal, self.sender, self.named, self.calls
+        responses: list[tuple[Any, Any]] = []
+        stack = _cell()[3]
+        depth = len(stack)
+        stack.append(self.seq)
+        stack.append(0)
+        try:
+            for index, receiver in enumerate(receivers):
+                stack[depth + 1] = index
+                began = perf_counter_ns()
+                try:
+                    response = receiver(signal=signal, sender=sender, **named)
+                except Exception as err:
+                    calls += (index, receiver, False, perf_counter_ns() - began, _failure(err))
+                    if not robust:
+                        raise
+                    signal._log_robust_failure(receiver, err)
+                    responses.append((receiver, err))
+                except BaseException as err:
+                    calls += (index, receiver, False, perf_counter_ns() - began, _failure(err))
+                    raise
+                else:
+                    calls += (index, receiver, False, perf_counter_ns() - began, None)
+                    responses.append((receiver, response))
+        finally:
+            del stack[depth:]
+        return responses
+
+    async def run_async(
+        self, receiver: Any, index: int, robust: bool, outer: list[Any] | None
+    ) -> Any:
+        """Await one async receiver, timing it; Django's coroutine or asend_and_wrap_exception."""
+        task = asyncio.current_task()
+        if task is not None:
+            _task_parents[task] = (self.seq, index)
+        _current.set([get_ident(), self.seq, index, []])
+        began = perf_counter_ns()
+        try:
+            response = await receiver(signal=self.signal, sender=self.sender, **self.named)
+        except Exception as err:
+            self.calls.extend((index, receiver, True, perf_counter_ns() - began, _failure(err)))
+            if not robust:
+                raise
+            self.signal._log_robust_failure(receiver, err)
+            return err
+        except BaseException as err:
+            self.calls.extend((index, receiver, True, perf_counter_ns() - began, _failure(err)))
+            raise
+        finally:
+            # Restore the value from before the whole group, never a sibling's (shared context).
+            _current.set(outer)
+            if task is not None:
+                _task_parents.pop(task, None)
+        self.calls.extend((index, receiver, True, perf_counter_ns() - began, None))
+        return response
+
+    def async_coros(self, receivers: list[Any], first: int, robust: bool) -> list[Any]:
+        """Return the timed coroutines for the async receivers, numbered after the sync ones."""
+        outer = _current.get()
+        return [self.run_async(r, first + i, robust, outer) for i, r in enumerate(receivers)]
+
+    def finish(self) -> None:
+        """Queue the finished dispatch."""
+        _enqueue(self.signal, self.sender, self.method, self.named, self.seq, self.parent,
+                 self.start, perf_counter_ns(), self.calls)
 
 
 def _send_async(
@@ -450,7 +455,7 @@ async def _asend(
             return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
     elif muted.get():
         return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
-    dispatch = _Dispatch(signal, sender, method, named, _new_event_id(), _parent(), [])
+    dispatch = _Dispatch(signal, sender, method, named, next(_seq), _parent(), [])
 
     if sync_receivers:
 
@@ -486,9 +491,6 @@ _REPLACEMENTS: dict[str, Any] = {
     "asend": asend,
     "asend_robust": asend_robust,
 }
-
-from django.core.signals import request_finished as _request_finished  # noqa: E402
-from django.core.signals import request_started as _request_started  # noqa: E402
 
 
 def install() -> bool:
