@@ -35,6 +35,13 @@ DEFAULTS: dict[str, Any] = {
     "FLUSH_INTERVAL": 0.2,
     # Seconds the exit handler waits for the queue to drain.
     "EXIT_TIMEOUT": 5.0,
+    # Flush the queue on SIGTERM too (Python's default SIGTERM action skips atexit). Installed only
+    # from the main thread and only when SIGTERM still has its default action, so a server's own
+    # handler (daphne, gunicorn, uvicorn) always wins; the process then dies of SIGTERM as before.
+    "FLUSH_ON_SIGTERM": True,
+    # Seconds between two writes of this process's health figures (drops per reason, writer
+    # restarts, errors) into the CollectorHealth table, which the dashboard shows; 0 turns it off.
+    "HEALTH_INTERVAL": 10.0,
     # Events kept by the in-memory ring buffer sink.
     "MEMORY_SINK_SIZE": 5_000,
     # Store sends that had no receiver (they are always counted).
@@ -59,9 +66,15 @@ DEFAULTS: dict[str, Any] = {
     "MAX_TRACEBACK": 20_000,
     # Dotted path of the callable(user) -> bool that guards every dashboard page and the websocket.
     "ACCESS_CHECK": "dashboard.access.is_staff_user",
-    # Retention: events older than this many days, or beyond this many rows, are pruned.
+    # Retention: events older than this many days, or beyond this many rows, are pruned
+    # (None or 0 turns a limit off). `manage.py signals_prune` prunes on demand.
     "MAX_AGE_DAYS": 7,
     "MAX_EVENTS": 1_000_000,
+    # Seconds between two automatic prunes by the writer thread (0 turns them off), the rows
+    # deleted per short transaction, and the longest time one automatic prune may hold the writer.
+    "PRUNE_INTERVAL": 600.0,
+    "PRUNE_BATCH_SIZE": 2_000,
+    "PRUNE_TIME_BUDGET": 0.5,
 }
 
 

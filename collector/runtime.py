@@ -2,14 +2,18 @@
 
 The hook only appends tuples to a deque (no lock, no wait). A daemon writer thread wakes a few
 times a second, turns records into event dicts, runs the processors and hands batches to the
-sinks. It is restarted if it dies, re-created in a forked child, and drained at exit.
+sinks. It is restarted (with a growing pause) if it dies, re-created in a forked child, and drained
+at exit and on SIGTERM. Drops are counted per reason without a lock: each reason has its own
+``itertools.count``, whose ``next()`` is atomic.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
+import signal
 import threading
 import time
 from collections import Counter, deque
@@ -19,30 +23,59 @@ from collector import hook
 
 logger = logging.getLogger("collector")
 
+DROP_LOG_INTERVAL = 10.0  # seconds between two "dropped events" log lines
+RESTART_PAUSE_MAX = 2.0  # longest pause before a writer that keeps dying is started again
+
 _queue: deque[tuple[Any, ...]] = deque()
-_drops: Counter[str] = Counter()
+_drops: dict[str, itertools.count[int]] = {}
 _counters: Counter[str] = Counter()
 _alive = False
-_start_lock = threading.Lock()
+_start_lock = threading.RLock()
 _idle = threading.Condition()
 _wake = threading.Event()
 _stopping = False
 _busy = False
 _last_drop_log = 0.0
+_drop_log_lock = threading.Lock()
 _last_error = ""
+_failures_in_a_row = 0
+_final_requested = False
+_final_done = threading.Event()
+_shutting_down = False
+_sigterm_installed = False
 # True once the interpreter is exiting (sinks then retry at once instead of waiting).
 exiting = False
 started_at = time.time()
 
 
 def count_drop(reason: str, n: int = 1) -> None:
-    """Count events dropped for ``reason`` and log it, at most once every 10 seconds."""
+    """Count events dropped for ``reason`` (exact, any thread, no lock); log at a bounded rate."""
+    counter = _drops.get(reason)
+    if counter is None:
+        counter = _drops.setdefault(reason, itertools.count())
+    for _ in range(n):
+        next(counter)
+    _log_drops()
+
+
+def _log_drops() -> None:
+    """Log the drop counts, at most once every DROP_LOG_INTERVAL seconds (never waits)."""
     global _last_drop_log
-    _drops[reason] += n
     now = time.monotonic()
-    if now - _last_drop_log > 10:
-        _last_drop_log = now
-        logger.warning("signal monitor dropped events: %s", dict(_drops))
+    if now - _last_drop_log < DROP_LOG_INTERVAL or not _drop_log_lock.acquire(blocking=False):
+        return
+    try:
+        if now - _last_drop_log >= DROP_LOG_INTERVAL:
+            _last_drop_log = now
+            logger.warning("signal monitor dropped events: %s", dropped())
+    finally:
+        _drop_log_lock.release()
+
+
+def dropped() -> dict[str, int]:
+    """Return the number of events dropped so far, per reason."""
+    # repr(count) is "count(N)", N being the next value: read it without advancing the counter.
+    return {reason: int(repr(c)[6:-1]) for reason, c in list(_drops.items())}
 
 
 def count(name: str, n: int = 1, error: str = "") -> None:
@@ -58,10 +91,11 @@ def snapshot() -> dict[str, Any]:
     return {
         "queue": len(_queue),
         "capacity": hook.capacity,
-        "dropped": dict(_drops),
+        "dropped": dropped(),
         "alive": _alive,
         "last_error": _last_error,
-        **{k: v for k, v in _counters.items()},
+        "started_at": started_at,
+        **_counters,
     }
 
 
@@ -96,13 +130,14 @@ class _State:
 
 
 def attach() -> None:
-    """Point the hook at this runtime's queue and state."""
+    """Point the hook at this runtime's queue and state; flush on SIGTERM if asked to."""
     hook._queue = _queue
     hook.runtime_state = _State()
+    install_sigterm_handler()
 
 
 def _start() -> None:
-    """Start the writer thread if it is not running (thread-safe)."""
+    """Start the writer thread if it is not running (thread-safe, re-entrant)."""
     global _alive
     with _start_lock:
         if _alive or _stopping:
@@ -113,12 +148,15 @@ def _start() -> None:
 
 
 def _run() -> None:
-    """The writer thread: drain, process, write; restart-safe; muted so nothing it does is recorded."""
-    global _alive, _busy
+    """The writer thread: drain, write, housekeeping; muted so nothing it does is recorded."""
+    global _alive, _busy, _failures_in_a_row
     from collector import pipeline
 
     hook.muted.set(True)
     clean_exit = False
+    if _failures_in_a_row:
+        # A writer that keeps dying (e.g. a sink that cannot be imported) must not spin.
+        time.sleep(min(RESTART_PAUSE_MAX, 0.05 * 2**_failures_in_a_row))
     try:
         while True:
             interval = pipeline.flush_interval()
@@ -128,6 +166,11 @@ def _run() -> None:
             try:
                 while pipeline.drain_once(_queue):
                     pass
+                _failures_in_a_row = 0
+                if _final_requested and not _final_done.is_set():
+                    _final_round()
+                else:
+                    _housekeeping()
             finally:
                 _busy = False
                 with _idle:
@@ -136,13 +179,76 @@ def _run() -> None:
                 clean_exit = True
                 return
     except BaseException as exc:  # noqa: BLE001 - counted, visible, and the thread restarts
+        _failures_in_a_row += 1
         count("writer_restarts", error=f"writer died: {exc!r}")
-        logger.exception("signal monitor writer thread died; it will be restarted")
+        _health_due()
+        if _failures_in_a_row == 1 or _failures_in_a_row % 100 == 0:
+            logger.exception("signal monitor writer thread died; it will be restarted")
     finally:
         pipeline.close_connections()
         _alive = False
         if not clean_exit and not _stopping:
             _start()
+
+
+def _housekeeping() -> None:
+    """Persist health figures and prune old rows when they are due (never raises)."""
+    from collector import health, retention
+
+    for job in (health.maybe_persist, retention.maybe_prune):
+        try:
+            job()
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the writer
+            count("housekeeping_errors", error=f"{job.__module__}: {exc!r}")
+
+
+def _final_round() -> None:
+    """At exit: retry the sinks' backlogs, then report health if anything happened."""
+    try:
+        _retry_backlogs()
+        if _counters or _drops:
+            from collector import health
+
+            health.request_persist()
+            health.maybe_persist()
+    except Exception as exc:  # noqa: BLE001
+        count("housekeeping_errors", error=f"exit: {exc!r}")
+    finally:
+        _final_done.set()
+
+
+def _health_due() -> None:
+    """Ask for the health row to be written at the next opportunity (after a restart)."""
+    try:
+        from collector import health
+
+        health.request_persist()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _sinks() -> list[Any]:
+    """Return the sinks of the current pipeline (empty before the first batch)."""
+    from collector import pipeline
+
+    current = pipeline._current
+    return list(current.sinks) if current is not None else []
+
+
+def backlog() -> int:
+    """Return the number of events sinks hold for a retry (a database that is away)."""
+    return sum(int(getattr(sink, "pending", lambda: 0)()) for sink in _sinks())
+
+
+def _retry_backlogs() -> None:
+    """Give every sink that holds a backlog one immediate try (at exit, on the writer thread)."""
+    for sink in _sinks():
+        retry = getattr(sink, "retry_now", None)
+        if callable(retry):
+            try:
+                retry()
+            except Exception as exc:  # noqa: BLE001
+                count("sink_errors", error=f"{type(sink).__name__}: {exc!r}")
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -165,43 +271,114 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def shutdown() -> None:
-    """Drain the queue within EXIT_TIMEOUT at interpreter exit."""
-    global _stopping
-    from collector.conf import get_config
+    """Drain queue and backlogs within EXIT_TIMEOUT; count what is left as dropped.
 
-    try:
-        timeout = float(get_config()["EXIT_TIMEOUT"])
-    except Exception:  # noqa: BLE001 - settings may be gone at exit
-        timeout = 5.0
-    global exiting
-    exiting = True  # sinks stop waiting between retries: this is their last chance
-    if _queue or _busy or _pending_backlog():
+    Runs at interpreter exit (atexit) and from the SIGTERM handler; only the first call works.
+    """
+    global _stopping, _final_requested, _shutting_down, exiting
+    if _shutting_down:
+        return
+    _shutting_down = exiting = True  # sinks stop waiting between retries: this is their last chance
+    timeout = _exit_timeout()
+    deadline = time.monotonic() + timeout
+    if _queue or _busy:
         flush(timeout)
+    if _alive:
+        # One last round on the writer thread: retry any backlog, report health.
+        _final_requested = True
+        _wake.set()
+        _final_done.wait(max(0.0, deadline - time.monotonic()))
+    left = len(_queue) + backlog()
+    if left:
+        count_drop("exit_unwritten", left)
     _stopping = True
     _wake.set()
 
 
-def _pending_backlog() -> bool:
-    """Return True if a sink still holds events it could not write yet."""
-    from collector import pipeline
+def _exit_timeout() -> float:
+    """Return EXIT_TIMEOUT, or 5 seconds when settings are gone."""
+    from collector.conf import get_config
 
-    pipe = pipeline._current
-    return pipe is not None and pipe.holding()
+    try:
+        return float(get_config()["EXIT_TIMEOUT"])
+    except Exception:  # noqa: BLE001 - settings may be gone at exit
+        return 5.0
+
+
+def install_sigterm_handler() -> bool:
+    """Flush on SIGTERM, if FLUSH_ON_SIGTERM and nobody else handles it; return True if installed.
+
+    Python's default SIGTERM action kills the process without running ``atexit``, so the queue
+    would be lost. Only the main thread may set handlers, and a handler someone else installed
+    (daphne, gunicorn, uvicorn) is left alone: those servers exit normally and ``atexit`` runs.
+    """
+    global _sigterm_installed
+    if _sigterm_installed or not hasattr(signal, "SIGTERM"):
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        from collector.conf import get_config
+
+        if not get_config()["FLUSH_ON_SIGTERM"]:
+            return False
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except Exception:  # noqa: BLE001 - settings not configured yet, or an exotic platform
+        return False
+    _sigterm_installed = True
+    return True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Flush within EXIT_TIMEOUT, then die of SIGTERM exactly as the default action would."""
+    try:
+        shutdown()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _after_fork_in_child() -> None:
-    """Give a forked child its own empty queue, fresh locks and no inherited writer thread."""
-    global _alive, _start_lock, _idle, _wake, _busy, _stopping
+    """Give a forked child its own empty queue, fresh locks and no inherited writer thread.
+
+    Locks another thread held at the moment of the fork stay held forever in the child, so every
+    lock the writer path takes is replaced, and the parent's pipeline is forgotten: its sinks'
+    backlogs are the parent's to write (collector.live resets its own event loops).
+    """
+    global _alive, _start_lock, _idle, _wake, _busy, _stopping, _drop_log_lock, started_at
+    global _final_requested, _final_done, _shutting_down, _failures_in_a_row, _last_error, exiting
     _queue.clear()
     _drops.clear()
     _counters.clear()
-    _alive = False
-    _busy = False
-    _stopping = False
-    _start_lock = threading.Lock()
+    _alive = _busy = _stopping = _final_requested = _shutting_down = exiting = False
+    _failures_in_a_row = 0
+    _last_error = ""
+    _start_lock = threading.RLock()
+    _drop_log_lock = threading.Lock()
     _idle = threading.Condition()
     _wake = threading.Event()
+    _final_done = threading.Event()
+    started_at = time.time()
     hook.reseed_after_fork()
+    _forget_parent_state()
+
+
+def _forget_parent_state() -> None:
+    """Reset other modules' state that a forked child must not share with its parent."""
+    from collector import naming, pipeline
+
+    hook._lock = threading.Lock()  # install()/uninstall() mid-way in another thread
+    naming._scan_lock = threading.Lock()  # the writer naming a signal at the moment of the fork
+    pipeline._current = None
+    try:
+        from collector import health, retention
+
+        health.after_fork()
+        retention.after_fork()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections import deque
 from typing import Any
@@ -30,9 +32,19 @@ class Sink:
 
 
 class DatabaseSink(Sink):
-    """Stores events in the collector's tables; holds a bounded backlog while the DB is away."""
+    """Stores events in the collector's tables; holds a bounded backlog while the DB is away.
+
+    Each batch is one transaction, so a batch that fails part-way is rolled back and its retry
+    cannot store anything twice. Errors of a database that is away (unreachable, locked,
+    read-only, tables not migrated yet) keep the backlog for a retry a second later; an error
+    that retrying cannot fix (a row the database rejects) is isolated by splitting the batch, and
+    only the rejected events are dropped (counted as ``db_rejected``), so one bad event never
+    blocks the others.
+    """
 
     RETRY_SECONDS = 1.0
+    # Backlogs of sinks replaced by a settings change, adopted by the next sink of the same alias.
+    _handover: dict[str, tuple[deque[EventDict], dict[str, int]]] = {}
 
     def __init__(self, config: dict[str, Any]) -> None:
         """Set up the backlog used while the database cannot be written."""
@@ -43,6 +55,9 @@ class DatabaseSink(Sink):
         self.limit = int(config["QUEUE_SIZE"])
         self.retry_at = 0.0
         self.enabled = self._app_installed()
+        handed = self._handover.pop(self.alias, None)
+        if handed is not None:
+            self.backlog, self.backlog_unheard = handed
 
     @staticmethod
     def _app_installed() -> bool:
@@ -52,25 +67,106 @@ class DatabaseSink(Sink):
         return apps.is_installed("collector")
 
     def write(self, events: list[EventDict], unheard: dict[str, int]) -> None:
-        """Write the backlog and this batch; on failure keep them (bounded) and retry later."""
-        from collector import runtime, storage
+        """Write the backlog and this batch; on failure keep them (bounded) and retry later.
+
+        The writer also calls this with an empty batch on every wake while a backlog is held.
+        """
+        from collector import runtime
 
         if not self.enabled:
             return
         self._hold(events, unheard)
+        if not (self.backlog or self.backlog_unheard):
+            return
         if time.monotonic() < self.retry_at and not runtime.exiting:
             return
-        batch, counts = list(self.backlog), dict(self.backlog_unheard)
+        self._write_backlog()
+
+    def retry_now(self) -> None:
+        """Try the backlog at once, whatever the retry schedule (the exit handler calls this)."""
+        if self.enabled and (self.backlog or self.backlog_unheard):
+            self._write_backlog()
+
+    def pending(self) -> int:
+        """Return the number of events waiting in the backlog."""
+        return len(self.backlog)
+
+    def close(self) -> None:
+        """Hand the backlog to the sink that replaces this one (a settings change), not lose it."""
+        if self.backlog or self.backlog_unheard:
+            self._handover[self.alias] = (self.backlog, self.backlog_unheard)
+            self.backlog, self.backlog_unheard = deque(), {}
+
+    def _write_backlog(self) -> None:
+        """Write everything held; keep what a database that is away could not take."""
+        from collector import runtime
+
+        written = 0
         try:
-            storage.write_batch(self.alias, batch, counts)
+            written = self._store(list(self.backlog), dict(self.backlog_unheard))
         except Exception as exc:
             self.retry_at = time.monotonic() + self.RETRY_SECONDS
             runtime.count("db_errors", error=f"database write failed: {exc!r}")
             _reset_connection(self.alias)
-            return
-        self.backlog.clear()
-        self.backlog_unheard.clear()
-        runtime.count("written", len(batch))
+        if written:
+            runtime.count("written", written)
+
+    def _store(self, events: list[EventDict], unheard: dict[str, int]) -> int:
+        """Store ``events`` (the backlog's head, in order); return how many were written.
+
+        Written and rejected events leave the backlog as soon as their transaction ends, so an
+        error of a database that is away, raised here, leaves exactly the unwritten rest.
+        """
+        from collector import storage
+
+        try:
+            storage.write_batch(self.alias, events, unheard)
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            return self._isolate(events, unheard)
+        self._forget(len(events), unheard)
+        return len(events)
+
+    def _isolate(self, events: list[EventDict], unheard: dict[str, int]) -> int:
+        """Write halves separately until the events the database rejects are found and dropped."""
+        from collector import runtime, storage
+
+        if unheard:
+            try:
+                storage.write_batch(self.alias, [], unheard)
+            except Exception as exc:
+                if _is_transient(exc):
+                    raise
+                runtime.count("db_rejected_counts", error=f"database rejected counts: {exc!r}")
+            self._forget(0, unheard)
+        if len(events) > 1:
+            middle = len(events) // 2
+            return self._store(events[:middle], {}) + self._store(events[middle:], {})
+        if events:
+            try:
+                storage.write_batch(self.alias, events, {})
+            except Exception as exc:
+                if _is_transient(exc):
+                    raise
+                self._forget(1, {})
+                runtime.count_drop("db_rejected")
+                runtime.count("db_rejected", error=f"database rejected event: {exc!r}")
+                return 0
+            self._forget(1, {})
+            return 1
+        return 0
+
+    def _forget(self, n: int, unheard: dict[str, int]) -> None:
+        """Remove ``n`` events from the head of the backlog and the given unheard counts."""
+        for _ in range(n):
+            self.backlog.popleft()
+        for name, count in unheard.items():
+            left = self.backlog_unheard.get(name, 0) - count
+            if left > 0:
+                self.backlog_unheard[name] = left
+            else:
+                self.backlog_unheard.pop(name, None)
 
     def _hold(self, events: list[EventDict], unheard: dict[str, int]) -> None:
         """Append to the backlog, dropping (and counting) what exceeds the limit."""
@@ -85,14 +181,34 @@ class DatabaseSink(Sink):
             self.backlog_unheard[name] = self.backlog_unheard.get(name, 0) + n
 
 
+# Errors that retrying the same rows cannot fix: the database rejected a row (a duplicate id, a
+# value PostgreSQL refuses such as a NUL character), or an event is malformed (a processor
+# returned something that is not an event dict).
+_REJECTED: tuple[type[Exception], ...] = (
+    TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+)  # fmt: skip
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Return True unless the error is about the rows themselves (then retrying cannot help).
+
+    Transient: unreachable, locked, read-only, disk full, tables not migrated yet
+    (OperationalError on SQLite, ProgrammingError on PostgreSQL), a broken connection, and
+    anything unexpected (kept and retried; the backlog is bounded).
+    """
+    from django.db import DataError, IntegrityError
+
+    if isinstance(exc, (IntegrityError, DataError)):
+        return False
+    return not isinstance(exc, _REJECTED)
+
+
 def _reset_connection(alias: str) -> None:
     """Drop the writer's connection after an error so the next try starts clean."""
     from django.db import connections
 
-    try:
+    with contextlib.suppress(Exception):  # a broken connection may fail to close
         connections[alias].close()
-    except Exception:  # noqa: BLE001 - a broken connection may fail to close
-        pass
 
 
 _memory: deque[EventDict] = deque(maxlen=5000)
@@ -125,10 +241,15 @@ def clear_memory() -> None:
 
 
 class LiveSink(Sink):
-    """Broadcasts each batch to the dashboard's channel layer group (newest events, capped)."""
+    """Broadcasts each batch to the dashboard's channel layer group (newest events, capped).
+
+    While the layer is offline (``collector.live`` pauses after a failure) batches are skipped
+    and counted as ``live_skipped``; the database sink still stores them.
+    """
 
     MAX_EVENTS = 200
     MAX_TRACEBACK = 4000
+    MAX_KWARGS = 4000  # characters of JSON per event; the live feed shows far less
 
     def __init__(self, config: dict[str, Any]) -> None:
         """Start online; the flag flips when the channel layer fails."""
@@ -161,6 +282,9 @@ class LiveSink(Sink):
         }
         try:
             live.publish(message)
+        except live.LayerOffline:
+            self.online = False
+            runtime.count("live_skipped", len(events))
         except Exception as exc:
             self.online = False
             runtime.count("live_errors", error=f"channel layer publish failed: {exc!r}")
@@ -168,9 +292,17 @@ class LiveSink(Sink):
             self.online = True
 
     def _slim(self, event: EventDict) -> EventDict:
-        """Cap tracebacks so a batch stays well under daphne's 1 MiB message limit."""
+        """Cap tracebacks and arguments so a batch stays well under daphne's 1 MiB message limit."""
         calls = [
             {**c, "traceback": c["traceback"][-self.MAX_TRACEBACK :]} if c["traceback"] else c
             for c in event["calls"]
         ]
-        return {**event, "calls": calls}
+        kwargs = event["kwargs"]
+        if kwargs:
+            text = _encode(kwargs)
+            if len(text) > self.MAX_KWARGS:
+                kwargs = {"…": f"{text[: self.MAX_KWARGS]}… [{len(text) - self.MAX_KWARGS} more]"}
+        return {**event, "calls": calls, "kwargs": kwargs}
+
+
+_encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode

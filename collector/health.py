@@ -1,0 +1,126 @@
+"""This process's collector health (drops per reason, writer restarts, errors) in CollectorHealth.
+
+The writer thread calls ``maybe_persist()`` after each round; every HEALTH_INTERVAL seconds (and
+soon after a writer restart) it upserts one row keyed by host, pid and start time, so the
+dashboard can show, per process, what the collector dropped and why. Never raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from collector import runtime
+from collector.conf import get_config
+from collector.events import HOST
+
+__all__ = ["maybe_persist", "persist", "request_persist", "row_values"]
+
+_next_at = 0.0
+_started: tuple[float, datetime] | None = None
+_last_written: dict[str, Any] | None = None  # the figures of the last row written
+
+
+def request_persist() -> None:
+    """Write the row at the writer's next round (a restart must be visible quickly)."""
+    global _next_at
+    _next_at = 0.0
+
+
+def after_fork() -> None:
+    """A forked child reports as a new process."""
+    global _next_at, _started, _last_written
+    _next_at = 0.0
+    _started = None
+    _last_written = None
+
+
+def maybe_persist() -> bool:
+    """Write the row if HEALTH_INTERVAL has passed and a figure changed; return True if written."""
+    global _next_at
+    interval = float(get_config()["HEALTH_INTERVAL"] or 0)
+    now = time.monotonic()
+    if interval <= 0 or now < _next_at or not _database_writable():
+        return False
+    _next_at = now + interval
+    if _figures(runtime.snapshot()) == _last_written:
+        return False  # an idle process does not write every few seconds
+    return persist()
+
+
+def _figures(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Return the row's values without the update time."""
+    values = row_values(snapshot)
+    values.pop("updated")
+    return values
+
+
+def _database_sink() -> Any:
+    """Return the current pipeline's DatabaseSink, if the database is one of the sinks."""
+    from collector.sinks import DatabaseSink
+
+    for sink in runtime._sinks():
+        if isinstance(sink, DatabaseSink) and sink.enabled:
+            return sink
+    return None
+
+
+def _database_writable() -> bool:
+    """Return True when a DatabaseSink is configured and not waiting out a database error."""
+    sink = _database_sink()
+    return sink is not None and time.monotonic() >= sink.retry_at
+
+
+def _started_at() -> datetime:
+    """Return this process's start as a datetime (the same value every time: it is a key)."""
+    global _started
+    if _started is None or _started[0] != runtime.started_at:
+        _started = (runtime.started_at, datetime.fromtimestamp(runtime.started_at, tz=UTC))
+    return _started[1]
+
+
+def row_values(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Return the CollectorHealth fields for a runtime snapshot."""
+    errors = sum(int(snapshot.get(k, 0)) for k in ("sink_errors", "db_errors", "live_errors"))
+    return {
+        "updated": datetime.now(tz=UTC),
+        "events_written": int(snapshot.get("written", 0)),
+        "dropped": dict(snapshot.get("dropped", {})),
+        "writer_restarts": int(snapshot.get("writer_restarts", 0)),
+        "processor_errors": int(snapshot.get("processor_errors", 0)),
+        "sink_errors": errors,
+        "last_error": str(snapshot.get("last_error", ""))[:2000],
+    }
+
+
+def persist() -> bool:
+    """Upsert this process's row now; return False (and count it) when the database refused."""
+    from collector.models import CollectorHealth
+
+    global _last_written
+    sink = _database_sink()
+    if sink is None:
+        return False
+    values = row_values(runtime.snapshot())
+    try:
+        CollectorHealth.objects.using(sink.alias).update_or_create(
+            host=HOST, pid=os.getpid(), started=_started_at(), defaults=values
+        )
+    except Exception as exc:  # noqa: BLE001 - tables missing, database away: try again later
+        runtime.count("health_errors", error=f"health write failed: {exc!r}")
+        _reset(sink.alias)
+        return False
+    values.pop("updated")
+    _last_written = values
+    return True
+
+
+def _reset(alias: str) -> None:
+    """Close the writer's connection after an error (a failed transaction must not linger)."""
+    from django.db import connections
+
+    with contextlib.suppress(Exception):
+        connections[alias].close()
