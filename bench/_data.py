@@ -101,7 +101,7 @@ class Sender:
             sent += chunk
 
     def flat_out(self, seconds: float, backlog: Callable[[], int], high: int) -> float:
-        """Send as fast as possible, pausing while ``backlog()`` exceeds ``high``; return elapsed."""
+        """Send flat out, pausing while ``backlog()`` exceeds ``high``; return the elapsed time."""
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             if backlog() > high:
@@ -180,7 +180,15 @@ def postgres_database(tag: str) -> Iterator[str | None]:
             )
 
 
-def row(benchmark: str, case: str, figure: str, budget: str, ok: bool, **raw: Any) -> dict[str, Any]:
+def row(
+    benchmark: str, case: str, figure: str, budget: str, ok: bool, **raw: Any
+) -> dict[str, Any]:
     """Return one result row in the shape ``python -m bench`` prints."""
-    return {"benchmark": benchmark, "case": case, "figure": figure, "budget": budget,
-            "pass": bool(ok), **raw}  # fmt: skip
+    return {
+        "benchmark": benchmark,
+        "case": case,
+        "figure": figure,
+        "budget": budget,
+        "pass": bool(ok),
+        **raw,
+    }

@@ -1,0 +1,89 @@
+"""Tiny runs of the ingest, latency, scale and memory benchmarks: they run, rows keep their shape.
+
+Each benchmark configures Django its own way, so each runs in a subprocess, as ``python -m bench``
+runs them. Nothing here asserts a timing: only that rows are well formed and numbers measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, require
+
+pytestmark = pytest.mark.slow
+
+KEYS = {"benchmark", "case", "figure", "budget", "pass"}
+
+
+def run_tiny(name: str) -> list[dict[str, Any]]:
+    """Run ``bench.<name>.run(tiny=True)`` in a fresh interpreter and return its rows."""
+    code = (
+        f"import json, sys; from bench import {name} as m; "
+        "sys.stdout.write('@@ROWS@@' + json.dumps(m.run(quick=True, tiny=True)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.split("@@ROWS@@", 1)[1])
+    assert rows
+    for row in rows:
+        assert set(row) >= KEYS, row
+        assert row["benchmark"] == name
+        assert isinstance(row["pass"], bool)
+        assert isinstance(row["figure"], str) and row["figure"]
+    return rows
+
+
+def test_ingest_tiny() -> None:
+    rows = run_tiny("ingest")
+    sqlite = [r for r in rows if r["case"].startswith("SQLite")]
+    assert len(sqlite) == 3
+    stored, floor, cpu = sqlite
+    assert stored["calls_stored"] == stored["calls_sent"] > 0
+    assert stored["calls_per_s"] > 0 and stored["dropped"] == 0
+    assert floor["floor"]["calls_per_s"] > 0 and floor["ratio"] > 0
+    assert cpu["share"] > 0 and cpu["us_per_event"] > 0
+    postgres = [r for r in rows if r["case"].startswith("PostgreSQL")]
+    if postgres[0]["figure"] != "PostgreSQL not running":
+        assert postgres[0]["calls_stored"] == postgres[0]["calls_sent"] > 0
+
+
+def test_memory_tiny() -> None:
+    growth, steady, drops, sizes = run_tiny("memory")
+    assert growth["baseline"] > 0 and growth["peak"] >= growth["baseline"]
+    assert growth["events"] > 0 and growth["db_errors"] > 0  # the database really was down
+    assert drops["pass"]  # every event sent is held or counted as dropped
+    assert sizes["per_record"] > 0 and sizes["per_event"] > 0
+
+
+def test_scale_tiny() -> None:
+    rows = run_tiny("scale")
+    overall = rows[-1]
+    assert overall["facts"]["rows"]["receivercall"] > 0
+    pages = [page for r in rows[:-1] for page in r["pages"]]
+    assert len(pages) >= 40
+    for page in pages:
+        assert page["status"] == 200, page
+        assert page["p95_ms"] > 0
+
+
+@pytest.mark.browser
+def test_latency_tiny() -> None:
+    require(
+        Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")).exists(),
+        "Chromium not found (apt-get install chromium)",
+    )
+    (row,) = run_tiny("latency")
+    assert "error" not in row, row.get("error")
+    assert row["sent"] > 0
+    assert row["dom"]["n"] > 0 and row["dom"]["p95"] > 0
+    assert row["ws"]["n"] > 0 and row["viewers"] == 3
