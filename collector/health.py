@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector import runtime
 from collector.conf import get_config
 from collector.events import HOST
 
-__all__ = ["maybe_persist", "persist", "request_persist", "row_values"]
+__all__ = ["maybe_persist", "persist", "request_persist", "row_values", "summary"]
 
 _next_at = 0.0
 _started: tuple[float, datetime] | None = None
@@ -124,3 +125,41 @@ def _reset(alias: str) -> None:
 
     with contextlib.suppress(Exception):
         connections[alias].close()
+
+
+def summary(*, within: float = 3600.0, alias: str | None = None) -> dict[str, Any]:
+    """Return the collector's health over the processes that reported in the last ``within`` s.
+
+    Totals (drops per reason, writer restarts, processor and sink errors) and one entry per
+    process that had a problem, newest report first.
+    """
+    from collector.models import CollectorHealth
+
+    since = datetime.now(tz=UTC) - timedelta(seconds=within)
+    rows = CollectorHealth.objects.using(alias or get_config()["DATABASE_ALIAS"])
+    dropped: Counter[str] = Counter()
+    totals = Counter[str]()
+    problems = []
+    reported = list(rows.filter(updated__gte=since).order_by("-updated")[:500])
+    for row in reported:
+        mine = {str(k): int(v) for k, v in (row.dropped or {}).items() if isinstance(v, int) and v}
+        dropped.update(mine)
+        figures = {
+            "writer_restarts": row.writer_restarts,
+            "processor_errors": row.processor_errors,
+            "sink_errors": row.sink_errors,
+        }
+        totals.update(figures)
+        if mine or any(figures.values()):
+            problems.append({
+                "process": f"{row.host}:{row.pid}", "dropped": dict(sorted(mine.items())),
+                **figures, "last_error": row.last_error[:300], "updated": row.updated,
+            })  # fmt: skip
+    return {
+        "processes": len(reported),
+        "dropped": dict(sorted(dropped.items())),
+        "dropped_total": sum(dropped.values()),
+        **{k: totals[k] for k in ("writer_restarts", "processor_errors", "sink_errors")},
+        "problems": problems,
+        "within_minutes": round(within / 60),
+    }

@@ -43,7 +43,7 @@ _final_requested = False
 _final_done = threading.Event()
 _shutting_down = False
 _sigterm_installed = False
-# True once the interpreter is exiting (sinks then retry at once instead of waiting).
+# True once the interpreter is exiting (the writer's final round then retries every backlog).
 exiting = False
 started_at = time.time()
 

@@ -69,16 +69,13 @@ class DatabaseSink(Sink):
     def write(self, events: list[EventDict], unheard: dict[str, int]) -> None:
         """Write the backlog and this batch; on failure keep them (bounded) and retry later.
 
-        The writer also calls this with an empty batch on every wake while a backlog is held.
+        The writer also calls this with an empty batch on every wake while a backlog is held, and
+        ``retry_now`` once more at exit.
         """
-        from collector import runtime
-
         if not self.enabled:
             return
         self._hold(events, unheard)
-        if not (self.backlog or self.backlog_unheard):
-            return
-        if time.monotonic() < self.retry_at and not runtime.exiting:
+        if not (self.backlog or self.backlog_unheard) or time.monotonic() < self.retry_at:
             return
         self._write_backlog()
 
@@ -108,6 +105,8 @@ class DatabaseSink(Sink):
             self.retry_at = time.monotonic() + self.RETRY_SECONDS
             runtime.count("db_errors", error=f"database write failed: {exc!r}")
             _reset_connection(self.alias)
+        else:
+            self.retry_at = 0.0
         if written:
             runtime.count("written", written)
 

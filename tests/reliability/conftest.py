@@ -125,7 +125,9 @@ class HostGuard:
         self.leaks: list[str] = []
         self.lock = threading.Lock()
 
-    def call(self, fn: Callable[..., Any], *args: Any, expect: type | None = None, **kw: Any) -> Any:
+    def call(
+        self, fn: Callable[..., Any], *args: Any, expect: type | None = None, **kw: Any
+    ) -> Any:
         """Call ``fn``; an exception other than ``expect`` (the host's own) is a leak."""
         try:
             return fn(*args, **kw)

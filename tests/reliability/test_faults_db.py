@@ -89,7 +89,8 @@ def assert_exactly_once(tag: str, tally: Tally, per_thread: int = PER_THREAD) ->
     assert events.count() == total
     assert events.values("id").distinct().count() == total
     for t in range(THREADS):
-        ns = sorted(e["n"] for e in events.filter(sender=f"{tag}-{t}").values_list("kwargs", flat=True))
+        kwargs = events.filter(sender=f"{tag}-{t}").values_list("kwargs", flat=True)
+        ns = sorted(k["n"] for k in kwargs)
         assert ns == list(range(per_thread))
     calls = ReceiverCall.objects.filter(signal=SIGNAL, sender__startswith=f"{tag}-")
     assert calls.count() == total
