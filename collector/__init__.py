@@ -13,7 +13,10 @@ def install() -> bool:
     from collector import hook, runtime
 
     runtime.attach()
-    return hook.install()
+    installed = hook.install()
+    # Start the writer now; the hot path only checks it every 256 sends.
+    hook.runtime_state.start()
+    return installed
 
 
 def uninstall() -> bool:

@@ -13,27 +13,30 @@ HOST = socket.gethostname()[:100]
 EventDict = dict[str, Any]
 
 
-def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> EventDict:
-    """Return the event dict for one raw record; its start (perf counter) becomes wall time."""
+def build(record: tuple[Any, ...], now_wall: float, now: float, pid: int) -> EventDict:
+    """Return the event dict for one raw record; its perf-counter start becomes wall time."""
     (seq, signal, sender, method, start, duration, calls, parent_seq, parent_call, kwargs,
      path) = record
     failures = 0
     call_dicts = []
-    for position in range(0, len(calls), 5):
-        index, receiver, is_async, took, failed = calls[position : position + 5]
+    for position, call in enumerate(calls):
+        if len(call) == 2:
+            index, is_async, failed = position, False, None
+        else:
+            index, is_async, failed = call[2], call[3], call[4]
         if failed is None:
             call_dicts.append({
-                "index": index, "receiver": receiver, "is_async": is_async, "duration_ns": took,
-                "outcome": "ok", "exc_type": "", "exc_message": "", "traceback": "",
-                "location": "",
+                "index": index, "receiver": call[0], "is_async": is_async,
+                "duration_ns": round(call[1] * 1e9), "outcome": "ok", "exc_type": "",
+                "exc_message": "", "traceback": "", "location": "",
             })
         else:
             failures += 1
             exc_type, message, text, location = failed
             call_dicts.append({
-                "index": index, "receiver": receiver, "is_async": is_async, "duration_ns": took,
-                "outcome": "error", "exc_type": exc_type, "exc_message": message,
-                "traceback": text, "location": location,
+                "index": index, "receiver": call[0], "is_async": is_async,
+                "duration_ns": round(call[1] * 1e9), "outcome": "error", "exc_type": exc_type,
+                "exc_message": message, "traceback": text, "location": location,
             })
     if len(call_dicts) > 1:
         call_dicts.sort(key=_index)
@@ -42,8 +45,8 @@ def build(record: tuple[Any, ...], now_wall: float, now_ns: int, pid: int) -> Ev
         "signal": naming.signal_name(signal),
         "sender": naming.sender_label(sender),
         "method": method,
-        "timestamp": now_wall - (now_ns - start) / 1e9,
-        "duration_ns": duration,
+        "timestamp": now_wall - (now - start),
+        "duration_ns": round(duration * 1e9),
         "receiver_count": len(call_dicts),
         "failure_count": failures,
         "parent_id": None if parent_seq is None else hook.event_id(parent_seq),

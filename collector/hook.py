@@ -7,10 +7,11 @@ receiver objects; exceptions propagate unchanged; sends with no receivers take D
 path. What the hot path keeps is one flat tuple of plain values appended to the runtime's queue;
 naming of signals and senders, wall-clock time, processors and storage happen on the writer thread.
 
-Record layout (see ``events.build``): ``(seq, signal, sender, method, start_ns, duration_ns,
-calls, parent_seq, parent_call, kwargs, request_path)`` where ``calls`` is a flat tuple of
-``index, receiver name, is_async, duration_ns, failure`` per receiver call and ``seq`` is this
-process's sequence number (the writer turns it into the globally unique event id).
+Record layout (see ``events.build``): ``(seq, signal, sender, method, start, duration, calls,
+parent_seq, parent_call, kwargs, request_path)``: times in perf-counter seconds (floats are cheaper
+than nanosecond ints here), ``calls`` a tuple of ``(name, seconds)`` for a sync receiver that
+returned (its index is its position) or ``(name, seconds, index, is_async, failure)``, and ``seq``
+this process's sequence number (the writer turns it into the globally unique event id).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import traceback as _tb
 from _thread import get_ident
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from time import perf_counter_ns
+from time import perf_counter
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -71,8 +72,13 @@ _ORIGINALS: dict[str, Any] = {
 _lock = threading.Lock()
 _installed = False
 _EMPTY: dict[str, Any] = {}
-# id(receiver or its __func__) -> (weak reference, dotted name); see naming.receiver_name.
-_names = naming._receivers
+# id(receiver or its __func__) -> dotted name, valid while the object lives; see naming.
+_names = naming.receiver_names
+# Signal -> its dotted name, and class sender -> its label, filled by the writer thread once it
+# has named them. With both known, a queued record holds only plain values, which the garbage
+# collector stops tracking; until then the record carries the object and the writer names it.
+signal_names: dict[Signal, str] = {}
+sender_labels: dict[type, str] = {}
 
 
 def event_id(seq: int) -> int:
@@ -146,10 +152,14 @@ def _failure(exc: BaseException) -> tuple[str, str, str, str]:
 
 
 def _named(calls: list[Any]) -> tuple[Any, ...]:
-    """Return the flat calls as a tuple, naming receivers still held as objects."""
-    for position in range(1, len(calls), 5):
-        if type(calls[position]) is not str:
-            calls[position] = naming.receiver_name(calls[position])
+    """Return the calls as a tuple, naming receivers still held as objects.
+
+    A call is ``(name, seconds)`` for a sync receiver that returned (its index is its position),
+    or ``(name, seconds, index, is_async, failure)`` otherwise.
+    """
+    for position, call in enumerate(calls):
+        if type(call[0]) is not str:
+            calls[position] = (naming.receiver_name(call[0]), *call[1:])
     return tuple(calls)
 
 
@@ -163,8 +173,9 @@ def _enqueue(
         return
     try:
         _queue.append((
-            seq, signal,
-            sender if sender is None or isinstance(sender, type) else capture.sender_ref(sender),
+            seq, signal_names.get(signal, signal),
+            sender_labels.get(sender, sender) if isinstance(sender, type)
+            else "None" if sender is None else capture.sender_ref(sender),
             method, start, end - start, _named(calls), parent[0], parent[1],
             capture.capture_kwargs(signal, named) if named else _EMPTY, request_path.get(),
         ))
@@ -183,7 +194,7 @@ def _count_unheard(signal: Signal, sender: Any) -> None:
     else:
         slot[1] += 1
     if record_unheard and not muted.get():
-        now = perf_counter_ns()
+        now = perf_counter()
         _enqueue(signal, sender, "send", _EMPTY, next(_seq), _parent(), now, now, [])
 
 
@@ -265,56 +276,63 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
         stack.append(seq)
         stack.append(0)
         index = 0
-        start = mark = perf_counter_ns()
+        unnamed = False
+        start = mark = perf_counter()
         try:
             for receiver in sync_receivers:
-                stack[depth + 1] = index
+                if index:
+                    stack[depth + 1] = index
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except Exception as err:
-                    ended = perf_counter_ns()
-                    calls += (index, receiver, False, ended - mark, _failure(err))
+                    ended = perf_counter()
+                    calls.append((receiver, ended - mark, index, False, _failure(err)))
+                    unnamed = True
                     if not robust:
                         raise
                     self._log_robust_failure(receiver, err)
                     response = err
                 except BaseException as err:
-                    ended = perf_counter_ns()
-                    calls += (index, receiver, False, ended - mark, _failure(err))
+                    ended = perf_counter()
+                    calls.append((receiver, ended - mark, index, False, _failure(err)))
+                    unnamed = True
                     raise
                 else:
-                    ended = perf_counter_ns()
-                    entry = _names.get(id(receiver))
-                    if entry is not None and entry[0]() is receiver:
-                        calls += (index, entry[1], False, ended - mark, None)
+                    ended = perf_counter()
+                    name = _names.get(id(receiver))
+                    if name is None:
+                        calls.append((receiver, ended - mark))
+                        unnamed = True
                     else:
-                        calls += (index, receiver, False, ended - mark, None)
+                        calls.append((name, ended - mark))
                 responses.append((receiver, response))
                 mark = ended
                 index += 1
             if async_receivers:
+                unnamed = True
                 del stack[depth:]
                 dispatch = _Dispatch(
                     self, sender, method, named, seq, (parent_seq, parent_call), calls
                 )
                 responses.extend(_send_async(dispatch, async_receivers, index, robust))
-                mark = perf_counter_ns()
+                mark = perf_counter()
             return responses
         finally:
             del stack[depth:]
             if len(_queue) < capacity:
                 try:
                     _queue.append((
-                        seq, self,
-                        sender if sender is None or isinstance(sender, type)
-                        else capture.sender_ref(sender),
-                        method, start, mark - start, _named(calls), parent_seq, parent_call,
+                        seq, signal_names.get(self, self),
+                        "None" if sender is None else sender_labels.get(sender, sender)
+                        if isinstance(sender, type) else capture.sender_ref(sender),
+                        method, start, mark - start, _named(calls) if unnamed else tuple(calls),
+                        parent_seq, parent_call,
                         capture.capture_kwargs(self, named) if named else _EMPTY,
                         request_path.get(),
                     ))
                 except BaseException:  # noqa: BLE001 - the collector never raises into the host
                     runtime_state.drop("capture_error")
-                if not runtime_state.alive:
+                if not seq & 255 and not runtime_state.alive:
                     runtime_state.start()
             else:
                 runtime_state.drop("queue_full")
@@ -343,7 +361,7 @@ class _Dispatch:
         self.seq = seq
         self.parent = parent
         self.calls = calls
-        self.start = perf_counter_ns()
+        self.start = perf_counter()
 
     def run_sync(self, receivers: list[Any], robust: bool) -> list[tuple[Any, Any]]:
         """Call sync receivers in order, timing each (asend's sync_send, in a worker thread)."""
@@ -356,20 +374,20 @@ class _Dispatch:
         try:
             for index, receiver in enumerate(receivers):
                 stack[depth + 1] = index
-                began = perf_counter_ns()
+                began = perf_counter()
                 try:
                     response = receiver(signal=signal, sender=sender, **named)
                 except Exception as err:
-                    calls += (index, receiver, False, perf_counter_ns() - began, _failure(err))
+                    calls.append((receiver, perf_counter() - began, index, False, _failure(err)))
                     if not robust:
                         raise
                     signal._log_robust_failure(receiver, err)
                     responses.append((receiver, err))
                 except BaseException as err:
-                    calls += (index, receiver, False, perf_counter_ns() - began, _failure(err))
+                    calls.append((receiver, perf_counter() - began, index, False, _failure(err)))
                     raise
                 else:
-                    calls += (index, receiver, False, perf_counter_ns() - began, None)
+                    calls.append((receiver, perf_counter() - began, index, False, None))
                     responses.append((receiver, response))
         finally:
             del stack[depth:]
@@ -383,24 +401,24 @@ class _Dispatch:
         if task is not None:
             _task_parents[task] = (self.seq, index)
         _current.set([get_ident(), self.seq, index, []])
-        began = perf_counter_ns()
+        began = perf_counter()
         try:
             response = await receiver(signal=self.signal, sender=self.sender, **self.named)
         except Exception as err:
-            self.calls.extend((index, receiver, True, perf_counter_ns() - began, _failure(err)))
+            self.calls.append((receiver, perf_counter() - began, index, True, _failure(err)))
             if not robust:
                 raise
             self.signal._log_robust_failure(receiver, err)
             return err
         except BaseException as err:
-            self.calls.extend((index, receiver, True, perf_counter_ns() - began, _failure(err)))
+            self.calls.append((receiver, perf_counter() - began, index, True, _failure(err)))
             raise
         finally:
             # Restore the value from before the whole group, never a sibling's (shared context).
             _current.set(outer)
             if task is not None:
                 _task_parents.pop(task, None)
-        self.calls.extend((index, receiver, True, perf_counter_ns() - began, None))
+        self.calls.append((receiver, perf_counter() - began, index, True, None))
         return response
 
     def async_coros(self, receivers: list[Any], first: int, robust: bool) -> list[Any]:
@@ -411,7 +429,7 @@ class _Dispatch:
     def finish(self) -> None:
         """Queue the finished dispatch."""
         _enqueue(self.signal, self.sender, self.method, self.named, self.seq, self.parent,
-                 self.start, perf_counter_ns(), self.calls)
+                 self.start, perf_counter(), self.calls)
 
 
 def _send_async(

@@ -12,8 +12,6 @@ from django.dispatch import Signal
 
 # id(key) -> (weak reference or strong object, name). Weak where possible, so the cache never
 # keeps a weakly connected receiver alive; the identity check guards against id reuse.
-_receivers: dict[int, tuple[Any, str]] = {}
-_signals: dict[int, tuple[Any, str]] = {}
 _senders: dict[int, tuple[Any, str]] = {}
 _scan_lock = threading.Lock()
 _CACHE_LIMIT = 50_000
@@ -38,13 +36,37 @@ def _lookup(cache: dict[int, tuple[Any, str]], key: Any) -> str | None:
     return None
 
 
+# id(receiver, or its __func__) -> dotted name. An entry lives exactly as long as its object:
+# a weak reference's callback removes it when the object is finalised, before its id can be
+# reused, so the hot path may trust a hit without dereferencing anything.
+receiver_names: dict[int, str] = {}
+_receiver_refs: dict[int, Any] = {}
+_names_lock = threading.Lock()
+
+
 def receiver_name(receiver: Any) -> str:
     """Return the receiver's dotted name (cached per function, never raising)."""
     key = getattr(receiver, "__func__", receiver)
-    entry = _receivers.get(id(key))
-    if entry is not None and entry[0]() is key:
-        return entry[1]
-    return _remember(_receivers, key, describe_callable(receiver))
+    found = receiver_names.get(id(key))
+    if found is not None:
+        return found
+    name = describe_callable(receiver)
+    with _names_lock:
+        if len(receiver_names) >= _CACHE_LIMIT:
+            return name
+        ident = id(key)
+        try:
+            _receiver_refs[ident] = weakref.ref(key, lambda ref, ident=ident: _forget(ident))
+        except TypeError:
+            _receiver_refs[ident] = key  # not weakly referenceable: never collected while kept
+        receiver_names[ident] = name
+    return name
+
+
+def _forget(ident: int) -> None:
+    """Drop a finalised receiver's cached name."""
+    receiver_names.pop(ident, None)
+    _receiver_refs.pop(ident, None)
 
 
 def describe_callable(obj: Any) -> str:
@@ -83,15 +105,25 @@ def _mock_name(obj: Any) -> str | None:
     return f"{type(obj).__module__}.{type(obj).__qualname__}({name})"
 
 
-def signal_name(signal: Signal) -> str:
-    """Return the signal's import path, e.g. django.db.models.signals.post_save (cached)."""
-    found = _lookup(_signals, signal)
+def signal_name(signal: Signal | str) -> str:
+    """Return the signal's import path, e.g. django.db.models.signals.post_save (cached).
+
+    Records carry the name itself once the hook knows it; the first ones carry the signal.
+    """
+    if isinstance(signal, str):
+        return signal
+    from collector import hook
+
+    found = hook.signal_names.get(signal)
     if found is not None:
         return found
     with _scan_lock:
-        found = _lookup(_signals, signal)
+        found = hook.signal_names.get(signal)
         if found is None:
-            found = _remember(_signals, signal, _find_signal_name(signal))
+            found = _find_signal_name(signal)
+            if len(hook.signal_names) >= _CACHE_LIMIT:
+                hook.signal_names.clear()
+            hook.signal_names[signal] = found
     return found
 
 
@@ -130,6 +162,8 @@ def sender_label(sender: Any) -> str:
         return "None"
     if isinstance(sender, str):
         return sender
+    if isinstance(sender, type):
+        return _class_label(sender)
     found = _lookup(_senders, sender)
     if found is not None:
         return found
@@ -138,3 +172,19 @@ def sender_label(sender: Any) -> str:
     if not isinstance(label, str):
         label = f"{getattr(sender, '__module__', '?')}.{getattr(sender, '__qualname__', sender)}"
     return _remember(_senders, sender, label)
+
+
+def _class_label(sender: type) -> str:
+    """Label a class sender once and tell the hook, so later records carry the label."""
+    from collector import hook
+
+    found = hook.sender_labels.get(sender)
+    if found is None:
+        meta = getattr(sender, "_meta", None)
+        label = getattr(meta, "label", None) if meta is not None else None
+        if not isinstance(label, str):
+            label = f"{sender.__module__}.{sender.__qualname__}"
+        if len(hook.sender_labels) >= _CACHE_LIMIT:
+            hook.sender_labels.clear()
+        found = hook.sender_labels[sender] = label
+    return found

@@ -107,10 +107,10 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
     while queue and len(records) < size:
         records.append(queue.popleft())
     batch = []
-    now_wall, now_ns, pid = time.time(), time.perf_counter_ns(), os.getpid()
+    now_wall, now, pid = time.time(), time.perf_counter(), os.getpid()
     for record in records:
         try:
-            event = pipe.process(events.build(record, now_wall, now_ns, pid))
+            event = pipe.process(events.build(record, now_wall, now, pid))
         except Exception as exc:  # noqa: BLE001 - a record that cannot be built is counted
             runtime.count_drop("build_error")
             runtime.count("build_errors", error=repr(exc))

@@ -183,7 +183,8 @@ def test_receiver_name_is_resolved_once(recorded: Any) -> None:
     signal = Signal()
     signal.connect(on_ship)
     with mock.patch.object(naming, "describe_callable", wraps=naming.describe_callable) as spy:
-        naming._receivers.clear()
+        naming.receiver_names.clear()
+        naming._receiver_refs.clear()
         for _ in range(5):
             signal.send(sender=None)
     assert spy.call_count == 1
