@@ -109,7 +109,9 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
         return _own_loop
 
 
-def _send(layer: Any, message: dict[str, Any], loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+def _send(
+    layer: Any, message: dict[str, Any], loop: asyncio.AbstractEventLoop, timeout: float
+) -> None:
     """Run ``group_send`` on ``loop``; cancel it and raise TimeoutError if it takes too long."""
     future: Future[Any] = asyncio.run_coroutine_threadsafe(layer.group_send(GROUP, message), loop)
     try:

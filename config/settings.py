@@ -7,7 +7,12 @@ Environment variables (all optional; the defaults are the zero-setup demo: SQLit
   DJANGO_CSRF_TRUSTED_ORIGINS  comma-separated origins, e.g. https://monitor.example.com
   DATABASE_URL           postgres://user:pass@host:5432/name or sqlite:///path (default: SQLite)
   SQLITE_PATH / SQLITE_TEST_PATH  paths of the default SQLite database and its test copy
-  REDIS_URL              redis://host:6379/0 selects channels-redis (default: in-memory layer)
+  REDIS_URL              redis://host:6379/0 selects channels-redis (default: in-memory layer);
+                         socket timeouts are set (REDIS_OPTIONS below) unless the URL sets them
+  DJANGO_BEHIND_HTTPS_PROXY  1: a reverse proxy terminates TLS and sets X-Forwarded-Proto
+                         (secure cookies, request.is_secure() from the header)
+  SIGNAL_MONITOR_MAX_AGE_DAYS / SIGNAL_MONITOR_MAX_EVENTS  retention (signals_prune)
+See docs/deployment.md.
 """
 
 import os
@@ -87,6 +92,17 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CHANNEL_LAYERS = channel_layers_from_url(os.environ.get("REDIS_URL"))
+# channels-redis waits for messages with a blocking BZPOPMIN of 5 s; redis-py 8 reads with a
+# 5 s socket timeout by default, which aborts every idle wait (channels_redis#422). So: reads may
+# take 10 s, and an unreachable Redis fails a connect in 2 s rather than the kernel's TCP timeout.
+# Options given in REDIS_URL's query string (?socket_timeout=...) take precedence.
+REDIS_OPTIONS = {"socket_timeout": 10, "socket_connect_timeout": 2, "socket_keepalive": True}
+for _layer in CHANNEL_LAYERS.values():
+    _config = _layer.get("CONFIG", {})
+    _config["hosts"] = [
+        {"address": host, **REDIS_OPTIONS} if isinstance(host, str) else host
+        for host in _config.get("hosts", [])
+    ]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LANGUAGE_CODE = "en-us"
@@ -103,3 +119,12 @@ LOGIN_REDIRECT_URL = "/signals/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 SIGNAL_MONITOR: dict[str, object] = {}
+for _key, _cast in (("MAX_AGE_DAYS", float), ("MAX_EVENTS", int)):
+    if os.environ.get(f"SIGNAL_MONITOR_{_key}"):
+        SIGNAL_MONITOR[_key] = _cast(os.environ[f"SIGNAL_MONITOR_{_key}"])
+
+if env_bool("DJANGO_BEHIND_HTTPS_PROXY", default=False):
+    # The proxy (docs/deployment.md) terminates TLS and says so in X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
