@@ -7,13 +7,15 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.template.loader import render_to_string
 
-from dashboard import fragments, selectors
+from dashboard import fragments, relay, selectors
 from dashboard.access import user_has_access
 from dashboard.feed import FeedFilters, FeedState
 
@@ -30,12 +32,18 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """Joins the events group, keeps what the client's filters match, sends a few frames a second.
 
     Client frames (JSON objects; htmx's hx-ws:send adds form values and "headers"):
-    {"action": "filters", "signal": ..., "sender": ..., "receiver": ..., "outcome": ...},
+    {"action": "filters", "signal": ..., "sender": ..., "receiver": ..., "outcome": ...,
+    "host": ..., "pid": ...},
     {"action": "pause"}, {"action": "resume"}, {"action": "toggle"}.
+
+    When the channel layer fails (Redis down), the page is told the live feed is offline, the
+    connection stays up, and the group is re-joined every ``layer_retry`` seconds until it
+    works again; then the page is told and the events stored meanwhile are backfilled.
     """
 
     frame_interval = 0.25  # seconds between frames: at most four a second per client
     rejoin_interval = 600.0  # group membership expires (a day in channels); renew it often
+    layer_retry = 1.0  # seconds between re-join attempts while the channel layer is down
     backfill = 50  # stored events shown on connect and after a filter change
     max_rows = 200
 
@@ -44,7 +52,35 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     _joined_at = 0.0
     _last_frame = 0.0
     _loading = False
+    _layer_down = False
+    _receive_failed = False
+    _relayed = False
     _wake: asyncio.Event
+    _layer_receive: Callable[[], Awaitable[dict[str, Any]]]
+
+    # Channels assigns ``channel_receive`` (the layer's receive for this consumer's channel) in
+    # AsyncConsumer.__call__ and waits on it; a layer error there would end the consumer and
+    # close the websocket. Keep the layer's function and hand Channels a guarded one instead.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """Return the guarded receive that Channels waits on."""
+        return self._guarded_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._layer_receive = receive
+
+    async def _guarded_receive(self) -> dict[str, Any]:
+        """Receive from the layer; a failure becomes a "layer.down" message instead of a crash."""
+        try:
+            message = await self._layer_receive()
+        except Exception as exc:  # the layer (Redis) is unreachable
+            if self._receive_failed:
+                await asyncio.sleep(self.layer_retry)  # failing again: do not spin
+            self._receive_failed = True
+            return {"type": "layer.down", "error": f"{type(exc).__name__}: {exc}"[:200]}
+        self._receive_failed = False
+        return message
 
     async def connect(self) -> None:
         """Accept staff only (others get close code 4403), then join the group and backfill."""
@@ -58,7 +94,11 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.state = FeedState(filters, max_rows=self.max_rows)
         self._wake = asyncio.Event()
         await self.accept()
-        await self._join()
+        try:
+            await self._join()
+        except Exception as exc:  # the layer is down: say so, keep the socket, retry joining
+            await self.layer_down({"error": f"{type(exc).__name__}: {exc}"[:200]})
+        self._relayed = relay.acquire(self.channel_layer)
         for error in errors:
             await self.send(fragments.error_message(error))
         await self._load_backfill()
@@ -71,8 +111,12 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        if self.channel_layer is not None and self._joined_at:
-            await self.channel_layer.group_discard(GROUP, self.channel_name)
+        if self._relayed:
+            self._relayed = False
+            await relay.release()
+        if self.channel_layer is not None and self._joined_at and not self._layer_down:
+            with contextlib.suppress(Exception):  # membership expires on its own anyway
+                await self.channel_layer.group_discard(GROUP, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Decode a client frame; anything malformed gets an error frame, never a disconnect."""
@@ -112,6 +156,32 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self.state.add_batch(message)
             self._wake.set()
 
+    async def layer_down(self, message: dict[str, Any]) -> None:
+        """The channel layer failed: tell the page (once) and let the frame task retry joining."""
+        if not hasattr(self, "state") or self._layer_down:
+            return
+        self._layer_down = True
+        logger.warning("live feed: channel layer unreachable: %s", message.get("error", ""))
+        await self.send(
+            _connection_message(
+                "offline",
+                "Live events offline: the channel layer is unreachable. Events are still "
+                "being stored; the feed resumes by itself when the layer is back.",
+            )
+        )
+        self._wake.set()
+
+    async def _layer_back(self) -> None:
+        """Re-join the group; when that works, tell the page and backfill what was missed."""
+        try:
+            await self._join()
+        except Exception:
+            return
+        self._layer_down = False
+        logger.info("live feed: channel layer reachable again")
+        await self.send(_connection_message("live", "Connected"))
+        await self._load_backfill()
+
     async def _change_filters(self, content: dict[str, Any]) -> None:
         """Switch filters: clear the page, report bad values, backfill the new selection."""
         filters, errors = FeedFilters.parse(content)
@@ -138,18 +208,28 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         so a quiet feed shows an event without waiting); renew the group membership now and then.
         """
         while True:
+            timeout = self.layer_retry if self._layer_down else self.rejoin_interval
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.rejoin_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             delay = self._last_frame + self.frame_interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)  # what arrives meanwhile joins this frame
             self._wake.clear()
             try:
-                if time.monotonic() - self._joined_at > self.rejoin_interval:
-                    await self._join()
+                await self._keep_joined()
                 await self._flush()
             except Exception:
                 logger.exception("live feed frame failed")
+
+    async def _keep_joined(self) -> None:
+        """Re-join after an outage, or renew the membership before it expires."""
+        if self._layer_down:
+            await self._layer_back()
+        elif time.monotonic() - self._joined_at > self.rejoin_interval:
+            try:
+                await self._join()
+            except Exception as exc:
+                await self.layer_down({"error": f"{type(exc).__name__}: {exc}"[:200]})
 
     async def _flush(self) -> None:
         """Send the pending frame, if any."""
@@ -172,6 +252,14 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         await self.channel_layer.group_add(GROUP, self.channel_name)
         self._joined_at = time.monotonic()
+
+
+def _connection_message(state: str, text: str) -> str:
+    """Return a frame that replaces the connection banner (state "offline" or "live")."""
+    content = render_to_string(
+        "signals_dashboard/live/_conn.html", {"state": state, "text": text, "oob": True}
+    )
+    return json.dumps({"type": "conn", "state": state, "content": content}, ensure_ascii=False)
 
 
 def _query(scope: dict[str, Any]) -> dict[str, list[str]]:

@@ -15,21 +15,25 @@ from urllib.parse import urlencode
 
 __all__ = ["FILTER_KEYS", "Frame", "FeedFilters", "FeedState", "feed_row"]
 
-FILTER_KEYS = ("signal", "sender", "receiver", "outcome")
+FILTER_KEYS = ("signal", "sender", "receiver", "outcome", "host", "pid")
 OUTCOMES = ("", "ok", "error")
 MAX_TEXT = 300
+MAX_PID = 2**31 - 1
 MAX_MESSAGE = 300
 MAX_KWARGS_TEXT = 800
 
 
 @dataclass(frozen=True)
 class FeedFilters:
-    """What a client wants to see: exact signal, sender/receiver substrings, outcome."""
+    """What a client wants to see: exact signal, sender/receiver substrings, outcome, and the
+    process it came from (exact host name, process id)."""
 
     signal: str = ""
     sender: str = ""
     receiver: str = ""
     outcome: str = ""
+    host: str = ""
+    pid: str = ""
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> tuple[FeedFilters, list[str]]:
@@ -53,6 +57,8 @@ class FeedFilters:
         failed = bool(event.get("failure_count"))
         if (self.outcome == "error" and not failed) or (self.outcome == "ok" and failed):
             return False
+        if not self._process_matches(event):
+            return False
         if self.receiver:
             needle = self.receiver.casefold()
             calls = event.get("calls") or []
@@ -62,6 +68,12 @@ class FeedFilters:
                 if isinstance(call, Mapping)
             )
         return True
+
+    def _process_matches(self, event: Mapping[str, Any]) -> bool:
+        """Return True if the event came from the chosen host and process id (when set)."""
+        if self.host and str(event.get("host", "")) != self.host:
+            return False
+        return not self.pid or str(event.get("pid", "")) == self.pid
 
     def as_dict(self) -> dict[str, str]:
         """Return the filters that are set."""
@@ -91,6 +103,10 @@ def _clean(key: str, raw: Any) -> tuple[str, str]:
         return "", f"Ignored {key} filter: contains a NUL character."
     if key == "outcome" and value not in OUTCOMES:
         return "", f"Ignored outcome filter {value[:40]!r}: use ok or error."
+    if key == "pid" and value:
+        if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_PID):
+            return "", f"Ignored pid filter {value[:40]!r}: use a process id (a positive number)."
+        value = str(int(value))
     return value, ""
 
 
@@ -121,6 +137,8 @@ def feed_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
         "kwargs_text": _kwargs_text(event.get("kwargs")),
         "request_path": str(event.get("request_path") or ""),
         "origin": f"{event.get('host', '')}:{event.get('pid', '')}",
+        "host": str(event.get("host", "")),
+        "pid": str(event.get("pid", "")),
         "parent_id": event.get("parent_id"),
     }
 

@@ -6,12 +6,18 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from django.forms import DateTimeInput, TextInput
+from django.forms import DateTimeInput, NumberInput, TextInput
 
 from collector.models import Outcome, ReceiverCall, ReceiverStat
 from dashboard.windows import WINDOW_CHOICES, WINDOWS, window_start
 
-__all__ = ["FailureFilter", "ReceiverStatFilter", "filter_messages", "known_signal_choices"]
+__all__ = [
+    "FailureFilter",
+    "ReceiverStatFilter",
+    "filter_messages",
+    "known_host_choices",
+    "known_signal_choices",
+]
 
 MAX_TEXT = 300
 
@@ -93,8 +99,26 @@ class ReceiverStatFilter(WindowFilterSet):
         fields = ["signal", "sender", "receiver", "since"]
 
 
+def known_host_choices() -> list[tuple[str, str]]:
+    """Return (host, host) for every host that stored events."""
+    from dashboard import selectors
+
+    return [(host, host) for host in selectors.known_hosts()]
+
+
+def _pid_filter(field_name: str) -> django_filters.NumberFilter:
+    """Return an exact process id filter (a positive 32-bit number)."""
+    return django_filters.NumberFilter(
+        field_name=field_name,
+        label="PID",
+        min_value=1,
+        max_value=2**31 - 1,
+        widget=NumberInput(attrs={"placeholder": "process id", "class": "pid"}),
+    )
+
+
 class FailureFilter(WindowFilterSet):
-    """Filters failed receiver calls."""
+    """Filters failed receiver calls, also by the host and process that sent the event."""
 
     default_window = "7d"
 
@@ -104,10 +128,14 @@ class FailureFilter(WindowFilterSet):
     sender = _text_filter("Sender", "sender contains")
     receiver = _text_filter("Receiver", "receiver contains")
     exc_type = _text_filter("Exception", "exception type contains")
+    host = django_filters.ChoiceFilter(
+        field_name="event__host", choices=known_host_choices, label="Host", empty_label="any host"
+    )
+    pid = _pid_filter("event__pid")
 
     class Meta:
         model = ReceiverCall
-        fields = ["signal", "sender", "receiver", "exc_type", "since"]
+        fields = ["signal", "sender", "receiver", "exc_type", "host", "pid", "since"]
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Only failed calls."""

@@ -7,13 +7,21 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db.models import Max, QuerySet, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Left, Right
 from django.utils import timezone
 
-from collector.models import Event, Outcome, ReceiverCall, ReceiverStat, SignalCount
+from collector.models import (
+    CollectorHealth,
+    Event,
+    Outcome,
+    ReceiverCall,
+    ReceiverStat,
+    SignalCount,
+)
 from collector.stats import percentile
 from dashboard import registry
 from dashboard.feed import FeedFilters
@@ -23,8 +31,13 @@ __all__ = [
     "event_tree",
     "failure_detail",
     "failure_groups",
+    "failure_list",
+    "known_hosts",
     "known_signals",
+    "live_event_dicts",
+    "other_process_event_keys",
     "parse_event_id",
+    "process_overview",
     "recent_events",
     "receiver_timings",
     "signal_overview",
@@ -248,6 +261,15 @@ def failure_groups(
     return list(groups.values()), truncated
 
 
+def failure_list(*, calls: QuerySet[ReceiverCall]) -> QuerySet[ReceiverCall]:
+    """Return the calls without tracebacks, each with its event's host and pid (origin_*)."""
+    event = Event.objects.filter(pk=OuterRef("event_id"))
+    return calls.defer("traceback").annotate(
+        origin_host=Subquery(event.values("host")[:1]),
+        origin_pid=Subquery(event.values("pid")[:1]),
+    )
+
+
 def failure_detail(*, call_id: int) -> dict[str, Any] | None:
     """Return a failed (or any) call with its event, parent chain and recent same-group calls."""
     call = ReceiverCall.objects.filter(pk=call_id).first()
@@ -371,6 +393,10 @@ def _feed_queryset(filters: FeedFilters) -> QuerySet[Event]:
         qs = qs.filter(failure_count__gt=0)
     elif filters.outcome == "ok":
         qs = qs.filter(failure_count=0)
+    if filters.host:
+        qs = qs.filter(host=filters.host)
+    if filters.pid:
+        qs = qs.filter(pid=int(filters.pid))
     return qs
 
 
@@ -415,3 +441,84 @@ def _event_dicts(events: Iterable[Event]) -> list[dict[str, Any]]:
         }
         for e in events
     ]
+
+
+def live_event_dicts(*, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Return the stored events with these ids as live event dicts, oldest first."""
+    return _event_dicts(Event.objects.filter(pk__in=list(ids)).order_by("timestamp", "id"))
+
+
+def other_process_event_keys(
+    *, since: float, host: str, pid: int, limit: int
+) -> list[tuple[int, float]]:
+    """Return (id, unix time) of events stored after ``since`` by any process but host/pid.
+
+    Newest first, at most ``limit``; reads the timestamp index only as far back as ``since``.
+    """
+    start = datetime.fromtimestamp(since, tz=dt_timezone.utc)
+    rows = (
+        Event.objects.filter(timestamp__gt=start)
+        .exclude(host=host, pid=pid)
+        .order_by("-timestamp", "-id")
+        .values_list("id", "timestamp")[:limit]
+    )
+    return [(event_id, when.timestamp()) for event_id, when in rows]
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+
+def known_hosts(*, start: datetime | None = None) -> list[str]:
+    """Return the hosts that stored events (since ``start``), sorted."""
+    qs = Event.objects.order_by()
+    if start is not None:
+        qs = qs.filter(timestamp__gte=start)
+    return sorted(qs.values_list("host", flat=True).distinct())
+
+
+def process_overview(*, start: datetime | None) -> list[dict[str, Any]]:
+    """Return one row per process (host, pid) that stored events since ``start``, newest first.
+
+    Each row: first and last event, events, events with a failure, and, when the collector
+    reports its health, that process's written and dropped counts, restarts and last error.
+    """
+    events = Event.objects.order_by()
+    if start is not None:
+        events = events.filter(timestamp__gte=start)
+    rows = {
+        (row["host"], row["pid"]): {**row, "health": None}
+        for row in events.values("host", "pid").annotate(
+            events=Count("id"),
+            failed=Count("id", filter=Q(failure_count__gt=0)),
+            first_seen=Min("timestamp"),
+            last_seen=Max("timestamp"),
+        )
+    }
+    for health in _latest_health(start):
+        key = (health.host, health.pid)
+        row = rows.setdefault(
+            key,
+            {"host": health.host, "pid": health.pid, "events": 0, "failed": 0,
+             "first_seen": None, "last_seen": None},
+        )  # fmt: skip
+        row["health"] = health
+    return sorted(rows.values(), key=_last_activity, reverse=True)
+
+
+def _latest_health(start: datetime | None) -> list[CollectorHealth]:
+    """Return the newest CollectorHealth row of each process updated since ``start``."""
+    qs = CollectorHealth.objects.order_by("host", "pid", "-started")
+    if start is not None:
+        qs = qs.filter(updated__gte=start)
+    latest: dict[tuple[str, int], CollectorHealth] = {}
+    for health in qs[:1_000]:
+        latest.setdefault((health.host, health.pid), health)
+    return list(latest.values())
+
+
+def _last_activity(row: dict[str, Any]) -> datetime:
+    """Return when a process was last heard of (its last event or health report)."""
+    moments = [row["last_seen"], row["health"].updated if row["health"] else None]
+    return max(
+        (m for m in moments if m is not None), default=datetime.min.replace(tzinfo=dt_timezone.utc)
+    )

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 from dashboard.formatting import format_duration, format_rate
 from dashboard.sparkline import sparkline_svg
 
-__all__ = ["FailureGroupTable", "FailureTable", "ReceiverTable", "SignalTable"]
+__all__ = ["FailureGroupTable", "FailureTable", "ProcessTable", "ReceiverTable", "SignalTable"]
 
 NUM = {"td": {"class": "num"}, "th": {"class": "num"}}
 TEMPLATE = "signals_dashboard/partials/table.html"
@@ -22,6 +22,19 @@ TEMPLATE = "signals_dashboard/partials/table.html"
 def _failures_url(**params: str) -> str:
     """Return the failures page filtered by ``params``."""
     return f"{reverse('signals_dashboard:failures')}?{urlencode(params)}"
+
+
+def _live_url(**params: str) -> str:
+    """Return the live feed filtered by ``params``."""
+    return f"{reverse('signals_dashboard:live')}?{urlencode(params)}"
+
+
+def process_link(host: str | None, pid: int | None) -> SafeString | str:
+    """Return "host:pid" linking to the live feed of that process ("–" when unknown)."""
+    if host is None or pid is None:
+        return "–"
+    url = _live_url(host=host, pid=str(pid))
+    return format_html('<a href="{}" title="watch this process live">{}:{}</a>', url, host, pid)
 
 
 class DurationColumn(tables.Column):  # type: ignore[misc]
@@ -171,6 +184,10 @@ class FailureTable(tables.Table):  # type: ignore[misc]
     )
     signal = tables.Column(attrs={"td": {"class": "name dim"}})
     sender = tables.Column(attrs={"td": {"class": "name dim"}})
+    origin = tables.Column(
+        verbose_name="Process", accessor="origin_host", orderable=False,
+        attrs={"td": {"class": "name dim"}},
+    )  # fmt: skip
     duration_ns = DurationColumn(verbose_name="Took")
 
     class Meta:
@@ -178,6 +195,10 @@ class FailureTable(tables.Table):  # type: ignore[misc]
         attrs = {"class": "grid"}
         order_by = ("-timestamp",)
         empty_text = "No failures match."
+
+    def render_origin(self, value: str, record: Any) -> SafeString | str:
+        """Show where the failing event was sent: host and process id."""
+        return process_link(value, getattr(record, "origin_pid", None))
 
     def render_exc_type(self, value: str, record: Any) -> SafeString:
         """Link to the failure's page."""
@@ -187,3 +208,72 @@ class FailureTable(tables.Table):  # type: ignore[misc]
     def render_exc_message(self, value: str) -> str:
         """Cap long messages."""
         return value if len(value) <= 160 else value[:160] + "…"
+
+
+class ProcessTable(tables.Table):  # type: ignore[misc]
+    """One row per process (host, pid) that reported events or collector health."""
+
+    process = tables.Column(empty_values=(), verbose_name="Process", order_by=("host", "pid"),
+                            attrs={"td": {"class": "name"}})  # fmt: skip
+    events = CountColumn()
+    failed = CountColumn(verbose_name="Failed events")
+    first_seen = tables.DateTimeColumn(
+        verbose_name="First event", format="Y-m-d H:i:s", default="–"
+    )
+    last_seen = tables.DateTimeColumn(verbose_name="Last event", format="Y-m-d H:i:s", default="–")
+    written = tables.Column(empty_values=(), verbose_name="Written", orderable=False, attrs=NUM)
+    dropped = tables.Column(empty_values=(), verbose_name="Dropped", orderable=False, attrs=NUM)
+    last_error = tables.Column(empty_values=(), verbose_name="Collector error", orderable=False,
+                               attrs={"td": {"class": "msg"}})  # fmt: skip
+
+    class Meta:
+        template_name = TEMPLATE
+        attrs = {"class": "grid"}
+        order_by = ("-last_seen",)
+        empty_text = "No process has reported events in this window."
+
+    def __init__(self, data: Any, *args: Any, current: tuple[str, int] | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        """``current`` is the (host, pid) serving the page; without any health report the
+        collector-health columns are left out."""
+        if not any(row.get("health") for row in data):
+            kwargs.setdefault("exclude", ("written", "dropped", "last_error"))
+        super().__init__(data, *args, **kwargs)
+        self.current = current
+
+    def render_process(self, record: dict[str, Any]) -> SafeString | str:
+        """Link to the live feed of this process; mark the one serving this page."""
+        link = process_link(record["host"], record["pid"])
+        if (record["host"], record["pid"]) == self.current:
+            return format_html('{} <span class="tag">this server</span>', link)
+        return link
+
+    def value_process(self, record: dict[str, Any]) -> str:
+        """Export "host:pid"."""
+        return f"{record['host']}:{record['pid']}"
+
+    def render_failed(self, value: int, record: dict[str, Any]) -> SafeString | str:
+        """Link a non-zero count to the process's failures."""
+        if not value:
+            return "0"
+        url = _failures_url(host=record["host"], pid=str(record["pid"]))
+        return format_html('<a href="{}">{}</a>', url, f"{value:,}")
+
+    def render_written(self, record: dict[str, Any]) -> str:
+        """Events the process's collector reports written ("–" without a health report)."""
+        health = record["health"]
+        return f"{health.events_written:,}" if health is not None else "–"
+
+    def render_dropped(self, record: dict[str, Any]) -> str:
+        """Events the process's collector dropped, all reasons together."""
+        health = record["health"]
+        if health is None:
+            return "–"
+        dropped = health.dropped if isinstance(health.dropped, dict) else {}
+        return f"{sum(int(n) for n in dropped.values() if isinstance(n, int)):,}"
+
+    def render_last_error(self, record: dict[str, Any]) -> str:
+        """The process's last collector error, capped."""
+        health = record["health"]
+        text = health.last_error if health is not None else ""
+        return text if len(text) <= 160 else text[:160] + "…"

@@ -19,8 +19,15 @@ from dashboard.csp import csp_protected
 from dashboard.feed import FeedFilters, FeedState
 from dashboard.filters import FailureFilter, ReceiverStatFilter, filter_messages
 from dashboard.paging import configure_table, csv_response
+from dashboard.relay import relay_stats
 from dashboard.routing import WEBSOCKET_PATH
-from dashboard.tables import FailureGroupTable, FailureTable, ReceiverTable, SignalTable
+from dashboard.tables import (
+    FailureGroupTable,
+    FailureTable,
+    ProcessTable,
+    ReceiverTable,
+    SignalTable,
+)
 from dashboard.windows import WINDOW_CHOICES, window_start
 
 View = Callable[..., HttpResponse]
@@ -34,19 +41,8 @@ def dashboard_view(view: View) -> View:
 def _render(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
 ) -> TemplateResponse:
-    """Render a dashboard template inside the shared layout (with the collector's health)."""
-    context = {"collector_health": _collector_health(), **context}
+    """Render a dashboard template inside the shared layout."""
     return TemplateResponse(request, f"signals_dashboard/{template}", context, status=status)
-
-
-def _collector_health() -> dict[str, Any] | None:
-    """Return the collector's health of the last hour (None when the store cannot tell)."""
-    from collector.health import summary
-
-    try:
-        return summary()
-    except Exception:  # tables missing or the database away: the page still renders
-        return None
 
 
 def _not_found(request: HttpRequest, what: str) -> TemplateResponse:
@@ -64,6 +60,12 @@ def live(request: HttpRequest) -> HttpResponse:
             f"Signal {filters.signal[:80]!r} has not been seen yet; the feed shows "
             "it when it is sent."
         )
+    hosts = selectors.known_hosts()
+    if filters.host and filters.host not in hosts:
+        notices.append(
+            f"Host {filters.host[:80]!r} has not stored events yet; the feed shows "
+            "its events when they are sent."
+        )
     base = get_config().get("WEBSOCKET_URL") or WEBSOCKET_PATH
     query = filters.querystring()
     return _render(
@@ -73,6 +75,7 @@ def live(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "notices": notices,
             "signals": signals,
+            "hosts": hosts,
             "ws_url": f"{base}?{query}" if query else base,
             "nav": "live",
             "status": FeedState(filters).status(),
@@ -138,7 +141,7 @@ def failures(request: HttpRequest) -> HttpResponse:
     as_list = request.GET.get("view") == "list"
     truncated = False
     if as_list:
-        table: Any = FailureTable(filterset.qs.defer("traceback"))
+        table: Any = FailureTable(selectors.failure_list(calls=filterset.qs))
     else:
         groups, truncated = selectors.failure_groups(calls=filterset.qs)
         table = FailureGroupTable(groups)
@@ -159,6 +162,45 @@ def failures(request: HttpRequest) -> HttpResponse:
             "keep": [("view", "list")] if as_list else [],
         },
     )
+
+
+@dashboard_view
+def processes(request: HttpRequest) -> HttpResponse:
+    """Every process (host, pid) that stored events in the window, with its collector health."""
+    window, notices = _window(request, "1h")
+    here = _this_process()
+    table = ProcessTable(
+        selectors.process_overview(start=window_start(window)),
+        current=(here["host"], here["pid"]),
+    )
+    notices += configure_table(request, table, per_page=100)
+    return _render(
+        request,
+        "processes.html",
+        {
+            "table": table,
+            "window": window,
+            "windows": WINDOW_CHOICES,
+            "notices": notices,
+            "nav": "processes",
+            "this_process": here,
+            "relay": relay_stats(),
+        },
+    )
+
+
+def _this_process() -> dict[str, Any]:
+    """Return the host and pid serving this page and how it publishes live events."""
+    import os
+
+    from django.conf import settings
+
+    from collector.events import HOST
+    from collector.live import health
+
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    backend = str(layers.get("default", {}).get("BACKEND", "none")).rsplit(".", 1)[-1]
+    return {"host": HOST, "pid": os.getpid(), "layer": backend, "publish": health()}
 
 
 @dashboard_view
