@@ -41,8 +41,19 @@ def dashboard_view(view: View) -> View:
 def _render(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
 ) -> TemplateResponse:
-    """Render a dashboard template inside the shared layout."""
+    """Render a dashboard template inside the shared layout (with the collector's health)."""
+    context = {"collector_health": _collector_health(), **context}
     return TemplateResponse(request, f"signals_dashboard/{template}", context, status=status)
+
+
+def _collector_health() -> dict[str, Any] | None:
+    """Return the collector's health of the last hour (None when the store cannot tell)."""
+    from collector.health import summary
+
+    try:
+        return summary()
+    except Exception:  # tables missing or the database away: the page still renders
+        return None
 
 
 def _not_found(request: HttpRequest, what: str) -> TemplateResponse:
