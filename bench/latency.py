@@ -385,12 +385,14 @@ def _measure(
         time.sleep(0.5)
         page.evaluate(PROBE, SIGNAL_PREFIX)
         viewers.since = time.time() * 1000
+        cpu0, wall0 = _cpu_seconds(server.pid), time.perf_counter()
         sent = _send(source, RATE, seconds)
-        time.sleep(1.0)
-        dom = list(page.evaluate("window.__lat"))
+        server_cpu = (_cpu_seconds(server.pid) - cpu0) / (time.perf_counter() - wall0)
+        dom = _settled(lambda: list(page.evaluate("window.__lat")))
         ws = list(viewers.samples)
         return {
             "sent": sent,
+            "server_cpu": round(server_cpu, 2),
             "dom": _stats(dom),
             "ws": _stats(ws),
             "viewers": viewers.connected + 1,
@@ -404,6 +406,23 @@ def _measure(
             viewers.stop()
         _stop(sender)
         _stop(server)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds (user + system) process ``pid`` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _settled(read: Any, quiet: float = 1.0, limit: float = 10.0) -> list[float]:
+    """Poll ``read()`` until it has not grown for ``quiet`` seconds (at most ``limit``)."""
+    last, changed, start = read(), time.monotonic(), time.monotonic()
+    while time.monotonic() - changed < quiet and time.monotonic() - start < limit:
+        time.sleep(0.2)
+        now = read()
+        if len(now) != len(last):
+            last, changed = now, time.monotonic()
+    return list(last)
 
 
 def _redis() -> tuple[subprocess.Popen[bytes] | None, str | None]:

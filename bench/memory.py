@@ -102,8 +102,10 @@ def _bytes_per_record(n: int) -> tuple[float, float]:
     from collector import events, hook, pipeline, runtime
 
     runtime._stopping = True  # park the writer so records stay queued
-    time.sleep(0.5)
     hook._queue.clear()
+    deadline = time.monotonic() + 30
+    while runtime._alive and time.monotonic() < deadline:
+        time.sleep(0.05)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     _data.Sender().send(n)
