@@ -142,7 +142,12 @@ def publish(message: dict[str, Any], timeout: float = PUBLISH_TIMEOUT) -> bool:
         _health.skipped_offline += 1
         raise LayerOffline(f"channel layer offline, retrying soon ({_health.last_error})")
     try:
-        _send(layer, message, _publisher_loop(), timeout)
+        try:
+            loop = _publisher_loop()
+        except RuntimeError:  # at interpreter exit no thread can start: send from this one
+            asyncio.run(asyncio.wait_for(layer.group_send(GROUP, message), timeout))
+        else:
+            _send(layer, message, loop, timeout)
     except Exception as exc:
         _health.failed_with(exc)
         raise

@@ -228,7 +228,7 @@ class ProcessTable(tables.Table):  # type: ignore[misc]
 
     class Meta:
         template_name = TEMPLATE
-        attrs = {"class": "grid"}
+        attrs = {"class": "grid", "id": "processes"}
         order_by = ("-last_seen",)
         empty_text = "No process has reported events in this window."
 
