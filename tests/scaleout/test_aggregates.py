@@ -1,0 +1,130 @@
+"""Several writer processes at once: every event stored once, and the rollups exactly the sums.
+
+The collector's rollups (ReceiverStat per minute/signal/sender/receiver/latency bucket, and
+SignalCount per minute/signal) are additive upserts. Four processes send the same signals flat
+out into one database; afterwards each rollup row must equal what the stored receiver calls add
+up to, row for row, on PostgreSQL and on SQLite in WAL mode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.stats import bucket_of
+from tests.conftest import ARTIFACTS, copy_sqlite
+from tests.scaleout import ingest
+from tests.scaleout.harness import CALL, COUNT, PING, RISKY, STAT, Store, scaleout_env
+from tests.scaleout.signals import FAIL_EVERY
+
+pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
+
+PROCESSES = 4
+EVENTS = 1_500
+OURS = (PING, RISKY)
+
+
+def _unix(value: Any) -> float:
+    """Return a stored datetime (aware from psycopg, naive UTC text from sqlite3) as unix time."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return float(value.timestamp())
+
+
+def expected_stats(store: Store) -> dict[tuple[Any, ...], list[int]]:
+    """Recompute the ReceiverStat rollup of our signals from the stored receiver calls."""
+    rows = store.rows(
+        f"SELECT timestamp, signal, sender, receiver, duration_ns, outcome FROM {CALL} "
+        "WHERE signal IN (%s, %s)",
+        OURS,
+    )
+    stats: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for when, signal, sender, receiver, took, outcome in rows:
+        ts = _unix(when)
+        row = stats[(ts - ts % 60, signal, sender, receiver, bucket_of(took))]
+        row[0] += 1
+        row[1] += outcome != "ok"
+        row[2] += took
+        row[3] = max(row[3], took)
+    return dict(stats)
+
+
+def stored_stats(store: Store) -> dict[tuple[Any, ...], list[int]]:
+    """Return the ReceiverStat rows of our signals, keyed like ``expected_stats``."""
+    rows = store.rows(
+        f"SELECT minute, signal, sender, receiver, bucket, calls, failures, total_ns, max_ns "
+        f"FROM {STAT} WHERE signal IN (%s, %s)",
+        OURS,
+    )
+    return {
+        (_unix(minute), signal, sender, receiver, bucket): [calls, failures, total, most]
+        for minute, signal, sender, receiver, bucket, calls, failures, total, most in rows
+    }
+
+
+def check_rollups(store: Store, processes: int, events: int) -> None:
+    """Assert every rollup row equals the sum of the stored calls, and the totals are exact."""
+    expected = expected_stats(store)
+    assert stored_stats(store) == expected
+    per_receiver: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for key, (calls, failures, _total, _max) in expected.items():
+        per_receiver[key[3]][0] += calls
+        per_receiver[key[3]][1] += failures
+    risky = events // 5
+    unlucky = len([n for n in range(5, events + 1, 5) if n % FAIL_EVERY == 0])
+    assert dict(per_receiver) == {
+        "tests.scaleout.signals.on_ping": [processes * (events - risky), 0],
+        "tests.scaleout.signals.on_ping_twice": [processes * (events - risky), 0],
+        "tests.scaleout.signals.on_risky": [processes * risky, processes * unlucky],
+    }
+    counts = dict(
+        store.rows(
+            f"SELECT signal, SUM(events) FROM {COUNT} WHERE signal IN (%s, %s) GROUP BY signal",
+            OURS,
+        )  # fmt: skip
+    )
+    assert {k: int(v) for k, v in counts.items()} == {
+        PING: processes * (events - risky),
+        RISKY: processes * risky,
+    }
+
+
+def record(name: str, result: dict[str, Any]) -> None:
+    """Keep a run's figures in tests/artifacts/scaleout-<name>.json and print them."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"scaleout-{name}.json").write_text(json.dumps(result, indent=2))
+    print(f"\n{name}: {json.dumps({k: v for k, v in result.items() if k != 'per_process'})}")
+
+
+def test_postgres_rollups_exact_with_four_writer_processes(pg_url: str, tmp_path: Path) -> None:
+    env = scaleout_env(tmp_path / "unused.sqlite3", DATABASE_URL=pg_url)
+    store = Store(pg_url)
+    result = ingest.run(env, store, processes=PROCESSES, events=EVENTS, log_dir=tmp_path)
+    record("ingest-postgres", result)
+    assert all(
+        row["dropped"] == 0 and row["stored"] == row["sent"] for row in result["per_process"]
+    )
+    check_rollups(store, PROCESSES, EVENTS)
+
+
+def test_sqlite_wal_rollups_exact_with_four_writer_processes(
+    live_db_template: Path, tmp_path: Path
+) -> None:
+    db_path = tmp_path / "shared.sqlite3"
+    copy_sqlite(live_db_template, db_path)
+    env = scaleout_env(db_path)
+    store = Store(str(db_path))
+    assert store.value("PRAGMA journal_mode") == "wal"
+    result = ingest.run(env, store, processes=PROCESSES, events=EVENTS, log_dir=tmp_path)
+    record("ingest-sqlite", result)
+    assert all(
+        row["dropped"] == 0 and row["stored"] == row["sent"] for row in result["per_process"]
+    )
+    check_rollups(store, PROCESSES, EVENTS)
