@@ -71,7 +71,10 @@ def capture_kwargs(signal: Any, named: dict[str, Any]) -> dict[str, Any]:
         if index >= MAX_ITEMS:
             out["…"] = f"{len(named) - MAX_ITEMS} more arguments"
             break
-        out[cap(str(key), 100)] = _value(value, 0, light)
+        try:
+            out[cap(str(key), 100)] = _value(value, 0, light)
+        except BaseException:  # noqa: BLE001 - one hostile argument must not lose the event
+            out[cap(str(key), 100)] = f"<uncapturable {type(value).__qualname__}>"
     return out
 
 

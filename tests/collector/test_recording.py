@@ -275,3 +275,20 @@ def test_custom_signal_named_by_its_signals_module() -> None:
     modules = {"shop.signals": defining, "shop.audit": user_a, "a.b": user_b}
     with mock.patch.dict(sys.modules, modules):
         assert _find_signal_name(shared) == "shop.signals.order_paid"
+
+
+class Trap:
+    """An argument every attribute access of which raises."""
+
+    def __getattribute__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name} for you")
+
+
+def test_an_argument_whose_attributes_all_raise_is_captured(recorded: Any) -> None:
+    signal = Signal()
+    signal.connect(on_ship)
+    signal.send(sender="trap", trap=Trap(), n=1)
+    signal.disconnect(on_ship)
+    [event] = recorded()
+    assert event["kwargs"]["n"] == 1
+    assert event["kwargs"]["trap"].startswith("<")
