@@ -134,6 +134,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# --- the collector between tests ------------------------------------------------------------
+
+_COLLECTOR_MODELS = ("Event", "ReceiverCall", "ReceiverStat", "SignalCount", "CollectorHealth")
+
+
+def _is_transactional(request: pytest.FixtureRequest) -> bool:
+    """Return True if the test runs outside a wrapping transaction (its writes are real)."""
+    marker = request.node.get_closest_marker("django_db")
+    return "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+
+
+@pytest.fixture(autouse=True)
+def collector_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Keep each test's stored events its own.
+
+    The collector writes from a background thread on its own connection, so events one test sent
+    could land in the next. Tests without real database writes (no access, or inside a wrapping
+    transaction, whose lock the writer would wait on) run without the database sink. Transactional
+    tests keep it: the queue is drained and leftover rows removed before the test, and drained
+    again after it, before pytest-django empties the tables.
+    """
+    import collector
+    from collector.conf import get_config
+    from django.test import override_settings
+
+    if not _is_transactional(request):
+        config = get_config()
+        sinks = [s for s in config["SINKS"] if not s.endswith(".DatabaseSink")]
+        user = dict(getattr(__import__("django.conf").conf.settings, "SIGNAL_MONITOR", {}) or {})
+        with override_settings(SIGNAL_MONITOR={**user, "SINKS": sinks}):
+            yield
+        return
+    request.getfixturevalue("transactional_db")
+    from django.apps import apps
+
+    collector.flush(10)
+    for name in _COLLECTOR_MODELS:
+        apps.get_model("signals_collector", name).objects.all().delete()
+    yield
+    collector.flush(10)
+
+
 # --- Django test clients ---------------------------------------------------------------------
 
 

@@ -87,24 +87,63 @@ def test_events_survive_the_senders_rollback(recorded: Any) -> None:
     assert Event.objects.filter(sender="rolled-back").count() == 1
 
 
+class ProbeSink:
+    """A sink that, on the writer thread, opens a database connection and saves model signals."""
+
+    seen: list[bool] = []
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def write(self, events: Any, unheard: Any) -> None:
+        from django.db import connections
+
+        from collector import hook
+
+        ProbeSink.seen.append(hook.muted.get())
+        conn = connections.create_connection("default")
+        try:
+            conn.ensure_connection()  # sends connection_created on the writer thread
+        finally:
+            conn.close()
+        Event(id=1, signal="probe", sender="probe", method="send", timestamp=__import__(
+            "django.utils.timezone").utils.timezone.now(), duration_ns=0, receiver_count=0)
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.mark.django_db(transaction=True)
 def test_writer_activity_is_never_collected(recorded: Any) -> None:
+    from django.db.backends.signals import connection_created
     from django.db.models.signals import post_init, pre_init
+    from django.test import override_settings
 
     def listener(sender: Any, **kw: Any) -> None:
         pass
 
+    connection_created.connect(listener)
     pre_init.connect(listener, sender=Event)
     post_init.connect(listener, sender=Event)
     load_signal.connect(worker_receiver)
-    load_signal.send(sender="x", n=1)
-    assert collector.flush(10)
-    pre_init.disconnect(listener, sender=Event)
-    post_init.disconnect(listener, sender=Event)
-    load_signal.disconnect(worker_receiver)
-    stored = set(Event.objects.values_list("signal", flat=True))
-    assert "django.db.backends.signals.connection_created" not in stored
-    assert not Event.objects.filter(sender="signals_collector.Event").exists()
+    ProbeSink.seen.clear()
+    try:
+        with override_settings(SIGNAL_MONITOR={
+            "SINKS": ["collector.sinks.MemorySink", f"{__name__}.ProbeSink"]
+        }):
+            recorded()
+            load_signal.send(sender="x", n=1)
+            events = recorded()
+    finally:
+        connection_created.disconnect(listener)
+        pre_init.disconnect(listener, sender=Event)
+        post_init.disconnect(listener, sender=Event)
+        load_signal.disconnect(worker_receiver)
+    assert ProbeSink.seen and all(ProbeSink.seen), "the writer thread runs muted"
+    names = {e["signal"] for e in events}
+    assert "tests.collector.test_writer.load_signal" in names
+    assert "django.db.backends.signals.connection_created" not in names
+    assert not [e for e in events if e["sender"] == "signals_collector.Event"]
 
 
 def test_queue_full_drops_and_counts(recorded: Any) -> None:
