@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from collector.conf import DEFAULTS, get_config
@@ -47,3 +51,114 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="signals_collector.E003",
             ))
     return messages
+
+
+@register()
+def check_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E004: retention limits and intervals must be non-negative numbers (0 or None: off)."""
+    config = get_config()
+    messages: list[CheckMessage] = []
+    for setting in ("MAX_AGE_DAYS", "MAX_EVENTS", "PRUNE_INTERVAL", "HEALTH_INTERVAL",
+                    "PRUNE_BATCH_SIZE", "PRUNE_TIME_BUDGET"):  # fmt: skip
+        value = config[setting]
+        if value is None and setting in ("MAX_AGE_DAYS", "MAX_EVENTS"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            messages.append(Error(
+                f"SIGNAL_MONITOR[{setting!r}] must be a number of at least 0, not {value!r}.",
+                hint=f"The default is {DEFAULTS[setting]!r}; 0 turns it off where that fits.",
+                id="signals_collector.E004",
+            ))
+    if config["PRUNE_BATCH_SIZE"] == 0:
+        messages.append(Error(
+            "SIGNAL_MONITOR['PRUNE_BATCH_SIZE'] must be at least 1.",
+            hint=f"The default is {DEFAULTS['PRUNE_BATCH_SIZE']}.",
+            id="signals_collector.E004",
+        ))
+    return messages
+
+
+REDACT = "collector.processors.RedactProcessor"
+
+
+@register(Tags.security)
+def check_redaction(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W003: without RedactProcessor, passwords and tokens in signal arguments are stored."""
+    processors = [str(p) for p in get_config()["PROCESSORS"]]
+    for path in processors:
+        try:
+            if issubclass(import_string(path), import_string(REDACT)):
+                return []
+        except (ImportError, TypeError):
+            continue
+    return [Warning(
+        "SIGNAL_MONITOR['PROCESSORS'] has no RedactProcessor: secret-looking arguments "
+        "(password, token, key, cookie, session, ...) are stored and shown as they are.",
+        hint=f"Keep {REDACT!r} in PROCESSORS (it is in the default list); add project-specific "
+        "key fragments with SIGNAL_MONITOR['REDACT_KEYS'].",
+        id="signals_collector.W003",
+    )]
+
+
+_WAL = re.compile(r"journal_mode\s*=\s*'?wal", re.I)
+
+
+def _several_processes() -> str:
+    """Return why the project looks served by several processes ("" when it does not)."""
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    backend = str(layers.get("default", {}).get("BACKEND", ""))
+    if backend and not backend.endswith("InMemoryChannelLayer"):
+        return f"the channel layer {backend.rsplit('.', 1)[-1]} connects several processes"
+    for name in ("WEB_CONCURRENCY", "UVICORN_WORKERS"):
+        if os.environ.get(name, "").strip().isdigit() and int(os.environ[name]) > 1:
+            return f"{name}={os.environ[name]}"
+    try:
+        args = shlex.split(os.environ.get("GUNICORN_CMD_ARGS", ""))
+    except ValueError:
+        args = []
+    for flag, value in zip(args, [*args[1:], ""], strict=False):
+        if flag in ("-w", "--workers") and value.isdigit() and int(value) > 1:
+            return f"GUNICORN_CMD_ARGS asks for {value} workers"
+    return ""
+
+
+def _journal_mode(alias: str) -> str | None:
+    """Return the database's journal mode (None when it cannot be read)."""
+    from django.db import connections
+
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            row = cursor.fetchone()
+    except Exception:  # noqa: BLE001 - the database may not exist yet
+        return None
+    return str(row[0]).lower() if row else None
+
+
+@register(Tags.database)
+def check_sqlite_wal(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W002: several processes writing one SQLite file need WAL, or they lock each other out."""
+    alias = get_config()["DATABASE_ALIAS"]
+    entry = settings.DATABASES.get(alias, {})
+    if not str(entry.get("ENGINE", "")).endswith("sqlite3"):
+        return []
+    reason = _several_processes()
+    if not reason:
+        return []
+    if databases and alias in databases:
+        mode = _journal_mode(alias)
+        if mode == "wal":
+            return []
+    elif _WAL.search(str(entry.get("OPTIONS", {}).get("init_command", ""))):
+        return []
+    return [Warning(
+        f"The signal monitor writes to SQLite database {alias!r} without WAL while several "
+        f"processes look likely to share it ({reason}); writers and readers will block each "
+        "other and events will wait or be dropped.",
+        hint='Add "PRAGMA journal_mode=WAL;" to DATABASES[...]["OPTIONS"]["init_command"] '
+        "(with a busy \"timeout\"), or store events in PostgreSQL.",
+        id="signals_collector.W002",
+    )]
+

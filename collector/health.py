@@ -7,7 +7,6 @@ dashboard can show, per process, what the collector dropped and why. Never raise
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import Counter
@@ -60,11 +59,13 @@ def _figures(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def _database_sink() -> Any:
-    """Return the current pipeline's DatabaseSink, if the database is one of the sinks."""
+    """Return the current pipeline's DatabaseSink (connected to the configured database), if the
+    database is one of the sinks."""
     from collector.sinks import DatabaseSink
 
     for sink in runtime._sinks():
         if isinstance(sink, DatabaseSink) and sink.enabled:
+            sink.follow_settings()
             return sink
     return None
 
@@ -121,10 +122,9 @@ def persist() -> bool:
 
 def _reset(alias: str) -> None:
     """Close the writer's connection after an error (a failed transaction must not linger)."""
-    from django.db import connections
+    from collector.sinks import _reset_connection
 
-    with contextlib.suppress(Exception):
-        connections[alias].close()
+    _reset_connection(alias)
 
 
 def summary(*, within: float = 3600.0, alias: str | None = None) -> dict[str, Any]:

@@ -176,7 +176,8 @@ def maybe_prune() -> PruneResult | None:
 
 
 def _database_ready() -> bool:
-    """Return True when the writer stores events in the database and it is not away."""
+    """Return True when the writer stores events in the database (an error is caught and counted
+    by the writer; the next try is PRUNE_INTERVAL later)."""
     from collector import health
 
-    return bool(health._database_writable())
+    return health._database_sink() is not None

@@ -55,6 +55,7 @@ class DatabaseSink(Sink):
         self.limit = int(config["QUEUE_SIZE"])
         self.retry_at = 0.0
         self.enabled = self._app_installed()
+        self._database_name: Any = None
         handed = self._handover.pop(self.alias, None)
         if handed is not None:
             self.backlog, self.backlog_unheard = handed
@@ -94,10 +95,25 @@ class DatabaseSink(Sink):
             self._handover[self.alias] = (self.backlog, self.backlog_unheard)
             self.backlog, self.backlog_unheard = deque(), {}
 
+    def follow_settings(self) -> None:
+        """Reconnect when the database's NAME changed since the writer connected.
+
+        Test runners switch to a test database, and ``override_settings`` may too; an open
+        connection would otherwise keep writing to (and pruning) the database it was opened on.
+        """
+        from django.db import connections
+
+        name = connections[self.alias].settings_dict.get("NAME")
+        if name != self._database_name:
+            if self._database_name is not None:
+                _reset_connection(self.alias)
+            self._database_name = name
+
     def _write_backlog(self) -> None:
         """Write everything held; keep what a database that is away could not take."""
         from collector import runtime
 
+        self.follow_settings()
         written = 0
         try:
             written = self._store(list(self.backlog), dict(self.backlog_unheard))
@@ -203,11 +219,18 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _reset_connection(alias: str) -> None:
-    """Drop the writer's connection after an error so the next try starts clean."""
+    """Drop the writer's connection after an error so the next try starts clean.
+
+    The wrapper itself is discarded too: an error inside a transaction's exit can leave it with
+    autocommit off, and every later "committed" batch would then sit in a transaction that never
+    commits. The next use in this thread gets a fresh wrapper.
+    """
     from django.db import connections
 
     with contextlib.suppress(Exception):  # a broken connection may fail to close
         connections[alias].close()
+    with contextlib.suppress(Exception):  # (AttributeError: no wrapper in this thread yet)
+        del connections[alias]
 
 
 _memory: deque[EventDict] = deque(maxlen=5000)

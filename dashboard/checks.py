@@ -10,7 +10,13 @@ from django.utils.module_loading import import_string
 
 from collector.conf import get_config
 
-__all__ = ["check_access_check", "check_channel_layer", "check_request_context_processor"]
+__all__ = [
+    "check_access_check",
+    "check_access_check_refuses",
+    "check_allowed_hosts",
+    "check_channel_layer",
+    "check_request_context_processor",
+]
 
 
 @register(Tags.compatibility)
@@ -68,5 +74,80 @@ def check_access_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             hint="Point it at a function taking a user and returning a bool, e.g. "
             "'dashboard.access.is_staff_user'.",
             id="signals_dashboard.W003",
+        )
+    ]
+
+
+class _ProbeUser:
+    """A logged-in user who must never be let in: inactive, not staff, not superuser."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = False
+    is_staff = False
+    is_superuser = False
+    pk = id = None
+    username = "signal-monitor-probe"
+
+    def get_username(self) -> str:
+        """Return the probe's name."""
+        return self.username
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        """Hold no permission."""
+        return False
+
+    def has_perms(self, perms: Any, obj: Any = None) -> bool:
+        """Hold no permissions."""
+        return False
+
+    def has_module_perms(self, app_label: str) -> bool:
+        """Hold no module permissions."""
+        return False
+
+
+def _lets_in(check: Any, user: Any) -> bool:
+    """Return True if ``check`` accepts ``user`` (a check that raises refuses)."""
+    try:
+        return bool(check(user))
+    except Exception:
+        return False
+
+
+@register(Tags.security)
+def check_access_check_refuses(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W004: an ACCESS_CHECK that lets in anonymous and inactive non-staff users guards nothing."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from dashboard.access import get_access_check
+
+    try:
+        check = get_access_check()
+    except Exception:  # unimportable: W003 says so
+        return []
+    if not (_lets_in(check, AnonymousUser()) and _lets_in(check, _ProbeUser())):
+        return []
+    return [
+        Warning(
+            "SIGNAL_MONITOR['ACCESS_CHECK'] lets in anonymous visitors and inactive non-staff "
+            "users: anyone who can reach the dashboard sees captured arguments and tracebacks.",
+            hint="Return True only for the people who may see the data, e.g. "
+            "'dashboard.access.is_staff_user' (the default) or a check of a permission.",
+            id="signals_dashboard.W004",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_allowed_hosts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W005: with "*" in ALLOWED_HOSTS the websocket's origin check accepts every site."""
+    if "*" not in settings.ALLOWED_HOSTS:
+        return []
+    return [
+        Warning(
+            "ALLOWED_HOSTS contains '*', so the live feed's websocket origin check "
+            "(AllowedHostsOriginValidator) accepts connections from pages of any site.",
+            hint="List the dashboard's host names in ALLOWED_HOSTS.",
+            id="signals_dashboard.W005",
         )
     ]

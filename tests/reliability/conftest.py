@@ -171,7 +171,12 @@ def hook_on() -> Iterator[None]:
     collector.install()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: Callable[[], str] | None = None,
+) -> Any:
     """Poll ``condition`` until it returns something truthy; return it (or fail after timeout)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -179,7 +184,8 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+            detail = what() if what is not None else ""
+            raise AssertionError(f"condition not met within {timeout} s: {condition} {detail}")
         time.sleep(interval)
 
 
