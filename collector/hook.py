@@ -43,8 +43,8 @@ _run_parallel: Callable[..., Coroutine[Any, Any, list[Any]]] | None = getattr(
 )
 
 # Nesting: one "cell" per thread and context: [owner thread ident, inherited parent seq,
-# inherited parent call index, stack]. The stack holds (seq, call index) pairs flattened into
-# ints; a send pushes two ints and pops them. ContextVar.set (a HAMT copy) happens once per context,
+# inherited parent call index, stack]. The stack holds one [seq, call index] cursor per send in
+# progress; a send pushes its cursor and cuts the stack back when done. ContextVar.set (a HAMT copy) happens once per context,
 # not per send. A context copied into another thread (sync_to_async) gets its own cell there,
 # seeded with the parent it inherited; each async receiver gets a fresh cell naming its call.
 _current: ContextVar[list[Any] | None] = ContextVar("signal_monitor_current", default=None)
@@ -102,7 +102,7 @@ def _cell() -> list[Any]:
         if cell is None:
             seq, call = None, None
         elif cell[3]:
-            seq, call = cell[3][-2], cell[3][-1]
+            seq, call = cell[3][-1]
         else:
             seq, call = cell[1], cell[2]
         cell = [ident, seq, call, []]
@@ -118,12 +118,18 @@ def _parent() -> tuple[int | None, int | None]:
             return found
     cell = _cell()
     stack = cell[3]
-    return (stack[-2], stack[-1]) if stack else (cell[1], cell[2])
+    if stack:
+        seq, call = stack[-1]
+        return seq, call
+    return cell[1], cell[2]
 
 
-def _pop(stack: list[int], depth: int) -> None:
-    """Cut a nesting stack back to ``depth`` items (what it held before this send pushed)."""
-    del stack[depth:]
+def _drop_quietly(reason: str) -> None:
+    """Count a dropped event; if even counting fails, give up silently (never raise)."""
+    try:
+        runtime_state.drop(reason)
+    except BaseException:  # noqa: BLE001
+        pass
 
 
 def _failure(exc: BaseException) -> tuple[str, str, str, str]:
@@ -168,10 +174,10 @@ def _enqueue(
     parent: tuple[int | None, int | None], start: int, end: int, calls: list[Any],
 ) -> None:
     """Queue one finished dispatch (the async and unheard paths; sync sends inline this)."""
-    if len(_queue) >= capacity:
-        runtime_state.drop("queue_full")
-        return
     try:
+        if len(_queue) >= capacity:
+            runtime_state.drop("queue_full")
+            return
         _queue.append((
             seq, signal_names.get(signal, signal),
             sender_labels.get(sender, sender) if isinstance(sender, type)
@@ -179,11 +185,10 @@ def _enqueue(
             method, start, end - start, _named(calls), parent[0], parent[1],
             capture.capture_kwargs(signal, named) if named else _EMPTY, request_path.get(),
         ))
+        if not runtime_state.alive:
+            runtime_state.start()
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
-        runtime_state.drop("capture_error")
-        return
-    if not runtime_state.alive:
-        runtime_state.start()
+        _drop_quietly("capture_error")
 
 
 def _count_unheard(signal: Signal, sender: Any) -> None:
@@ -264,7 +269,7 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
         stack = cell[3]
         depth = len(stack)
         if depth:
-            parent_seq, parent_call = stack[-2], stack[-1]
+            parent_seq, parent_call = stack[-1]
         else:
             parent_seq, parent_call = cell[1], cell[2]
         if _task_parents:
@@ -273,15 +278,16 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
                 parent_seq, parent_call = found
         calls: list[Any] = []
         responses: list[tuple[Any, Any]] = []
-        stack.append(seq)
-        stack.append(0)
+        # A cursor object, not ints written at fixed positions: nothing here can raise even if
+        # something interleaves on this stack (greenlets sharing a thread).
+        cursor = [seq, 0]
+        stack.append(cursor)
         index = 0
         unnamed = False
         start = mark = perf_counter()
         try:
             for receiver in sync_receivers:
-                if index:
-                    stack[depth + 1] = index
+                cursor[1] = index
                 try:
                     response = receiver(signal=self, sender=sender, **named)
                 except Exception as err:
@@ -319,8 +325,8 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
             return responses
         finally:
             del stack[depth:]
-            if len(_queue) < capacity:
-                try:
+            try:
+                if len(_queue) < capacity:
                     _queue.append((
                         seq, signal_names.get(self, self),
                         "None" if sender is None else sender_labels.get(sender, sender)
@@ -330,12 +336,12 @@ def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, 
                         capture.capture_kwargs(self, named) if named else _EMPTY,
                         request_path.get(),
                     ))
-                except BaseException:  # noqa: BLE001 - the collector never raises into the host
-                    runtime_state.drop("capture_error")
-                if not seq & 255 and not runtime_state.alive:
-                    runtime_state.start()
-            else:
-                runtime_state.drop("queue_full")
+                    if not seq & 255 and not runtime_state.alive:
+                        runtime_state.start()
+                else:
+                    runtime_state.drop("queue_full")
+            except BaseException:  # noqa: BLE001 - the collector never raises into the host
+                _drop_quietly("capture_error")
 
     send.__name__ = send.__qualname__ = method
     return send
@@ -369,11 +375,11 @@ class _Dispatch:
         responses: list[tuple[Any, Any]] = []
         stack = _cell()[3]
         depth = len(stack)
-        stack.append(self.seq)
-        stack.append(0)
+        cursor = [self.seq, 0]
+        stack.append(cursor)
         try:
             for index, receiver in enumerate(receivers):
-                stack[depth + 1] = index
+                cursor[1] = index
                 began = perf_counter()
                 try:
                     response = receiver(signal=signal, sender=sender, **named)

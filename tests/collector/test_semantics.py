@@ -342,3 +342,39 @@ def test_install_and_uninstall_are_idempotent_and_thread_safe() -> None:
     assert collector.install() is False
     assert collector.uninstall() is True and collector.uninstall() is False
     collector.install()
+
+
+def test_hook_never_raises_when_its_own_state_is_disturbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Greenlets sharing a thread could cut the nesting stack; a failing writer start: no raise."""
+    from collector import hook
+
+    signal = Signal()
+
+    def clobber(sender: Any, **kw: Any) -> str:
+        hook._cell()[3].clear()  # what an interleaved greenlet's send could do
+        return "first"
+
+    def second(sender: Any, **kw: Any) -> str:
+        return "second"
+
+    signal.connect(clobber, weak=False)
+    signal.connect(second, weak=False)
+    collector.install()
+    assert [r for _, r in signal.send(sender=None)] == ["first", "second"]
+
+    class Broken:
+        alive = False
+
+        @staticmethod
+        def start() -> None:
+            raise RuntimeError("can't start new thread")
+
+        @staticmethod
+        def drop(reason: str) -> None:
+            raise RuntimeError("counting failed too")
+
+    monkeypatch.setattr(hook, "runtime_state", Broken())
+    for _ in range(300):  # crosses a writer liveness check
+        assert [r for _, r in signal.send_robust(sender=None)] == ["first", "second"]
+    monkeypatch.setattr(hook, "capacity", 0)
+    assert [r for _, r in signal.send(sender=None)] == ["first", "second"]
