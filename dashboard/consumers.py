@@ -130,7 +130,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." nested deeper than Python recurses
             await self.send(fragments.error_message("Malformed message: not JSON."))
             return
         await self.receive_json(content)

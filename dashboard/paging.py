@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from typing import Any
 
 import django_tables2 as tables
@@ -14,6 +15,7 @@ __all__ = ["configure_table", "csv_response"]
 PER_PAGE = 50
 MAX_PER_PAGE = 500
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_SORT_KEY = re.compile(r"-?[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 def configure_table(
@@ -42,7 +44,8 @@ def _apply_sort(request: HttpRequest, table: tables.Table) -> list[str]:
     requested = [key for value in request.GET.getlist("sort") for key in value.split(",") if key]
     if not requested:
         return []
-    table.order_by = requested
+    # Only plain column names reach django-tables2 (it reads "." as an accessor path).
+    table.order_by = [key for key in requested if _SORT_KEY.fullmatch(key)]
     if not table.order_by:
         table.order_by = table._meta.order_by
     kept = {str(key) for key in table.order_by}
