@@ -41,6 +41,7 @@ class Tally:
     xss_placements: int = 0
     xss_page_loads: int = 0
     xss_fragments: int = 0
+    xss_live_rows: int = 0
     xss_script_runs: int = 0
     tests: int = 0
 
@@ -68,6 +69,7 @@ class Tally:
             "xss_placements": self.xss_placements,
             "xss_page_loads": self.xss_page_loads,
             "xss_live_fragments": self.xss_fragments,
+            "xss_live_rows": self.xss_live_rows,
             "xss_script_runs": self.xss_script_runs,
             "tests": self.tests,
         }
@@ -81,7 +83,8 @@ class Tally:
             f"{d['events_lost_below_capacity']}/{d['events_sent_below_capacity']} events lost "
             f"below capacity, {d['bad_inputs_tried']} bad inputs tried, "
             f"{d['xss_payloads']} XSS payloads x {d['xss_placements']} placements over "
-            f"{d['xss_page_loads']} page loads and {d['xss_live_fragments']} live fragments: "
+            f"{d['xss_page_loads']} page loads and {d['xss_live_rows']} live rows "
+            f"({d['xss_live_fragments']} frames): "
             f"{d['xss_script_runs']} scripts ran"
         )
 
