@@ -5,7 +5,9 @@ DatabaseSink meets real SQLite errors: a short busy timeout while another connec
 EXCLUSIVE lock ("database is locked"), ``PRAGMA query_only`` ("attempt to write a readonly
 database"), a path that cannot be opened ("unable to open database file"), and a temporary
 trigger that fails the receiver-call inserts after the event rows of the same transaction were
-inserted (a failure in the middle of a batch).
+inserted (a failure in the middle of a batch). "Unreachable" changes the database NAME in the
+settings the connections share: the writer follows it to a file that cannot be opened, while the
+test's own connection, already open, keeps reading the real one.
 """
 
 from __future__ import annotations
@@ -35,36 +37,31 @@ class Faults:
     mode: ClassVar[str] = ""  # "", "locked", "readonly", "unavailable", "midtx"
     applied: ClassVar[Counter[str]] = Counter()
     trigger_fired: ClassVar[int] = 0
-    wrapper: ClassVar[Any] = None  # the writer thread's DatabaseWrapper
-    original: ClassVar[dict[str, Any] | None] = None
-    lock = threading.Lock()
+    original_name: ClassVar[str | None] = None
 
     @classmethod
     def arm(cls, mode: str) -> None:
         """Start a fault (takes effect at the writer's next batch or connection)."""
         cls.mode = mode
+        if mode == "unavailable":
+            shared = connections["default"].settings_dict  # the dict every wrapper shares
+            cls.original_name = shared["NAME"]
+            shared["NAME"] = UNREACHABLE
+            cls.applied[mode] += 1
 
     @classmethod
     def disarm(cls) -> None:
-        """End the fault; a connection made unreachable gets its real settings back."""
+        """End the fault; the database NAME is restored (the writer follows it back)."""
         cls.mode = ""
-        if cls.wrapper is not None and cls.original is not None:
-            cls.wrapper.settings_dict = cls.original  # the connection is closed: next one works
-            cls.original = None
+        if cls.original_name is not None:
+            connections["default"].settings_dict["NAME"] = cls.original_name
+            cls.original_name = None
 
     @classmethod
     def apply(cls, wrapper: Any) -> None:
         """Apply the armed fault to the writer's connection ``wrapper``."""
-        cls.wrapper = wrapper
         mode = cls.mode
-        if mode == "unavailable":
-            if cls.original is None:
-                cls.original = wrapper.settings_dict
-                wrapper.close()
-                wrapper.settings_dict = {**wrapper.settings_dict, "NAME": UNREACHABLE}
-                cls.applied[mode] += 1
-            return
-        if wrapper.connection is None:
+        if mode == "unavailable" or wrapper.connection is None:
             return
         raw = wrapper.connection
         if mode == "locked":
