@@ -13,6 +13,7 @@ from django.db.models.signals import post_init, pre_init
 from django.template.context import BaseContext
 
 MAX_REPR = 300
+_INF = float("inf")
 MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
@@ -81,6 +82,8 @@ def capture_kwargs(signal: Any, named: dict[str, Any]) -> dict[str, Any]:
 def _value(value: Any, depth: int, light: bool = False) -> Any:
     """Snapshot one value."""
     if value is None or isinstance(value, _SCALARS):
+        if type(value) is float and (value != value or value in (_INF, -_INF)):
+            return repr(value)  # NaN and infinity are not JSON (PostgreSQL rejects them)
         return value
     if isinstance(value, str):
         return cap(value, MAX_REPR)

@@ -73,8 +73,15 @@ def _timestamp_adapter(conn: Any) -> Any:
     """Return a fast unix-time -> database value function for this connection's backend."""
     if conn.vendor == "sqlite":
         # What Django's SQLite backend stores for an aware datetime with USE_TZ: naive UTC text.
+        # The seconds part is formatted once per second, the microseconds appended.
+        last: list[Any] = [None, ""]
+
         def to_sqlite(ts: float) -> str:
-            return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None).isoformat(" ")
+            second = int(ts)
+            if second != last[0]:
+                last[0] = second
+                last[1] = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+            return f"{last[1]}.{int((ts - second) * 1_000_000):06d}"
 
         return to_sqlite
     ops = conn.ops
@@ -85,7 +92,21 @@ def _timestamp_adapter(conn: Any) -> Any:
     return to_backend
 
 
-_encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+def _json_encoder() -> Any:
+    """Return a function encoding captured kwargs to JSON text, reusing one C encoder."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+    # No circular-reference markers: captured values are depth-capped trees.
+    encoder = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode = _json_encoder()
 
 
 def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) -> None:

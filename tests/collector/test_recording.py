@@ -292,3 +292,12 @@ def test_an_argument_whose_attributes_all_raise_is_captured(recorded: Any) -> No
     [event] = recorded()
     assert event["kwargs"]["n"] == 1
     assert event["kwargs"]["trap"].startswith("<")
+
+
+def test_non_finite_floats_become_text(recorded: Any) -> None:
+    signal = Signal()
+    signal.connect(on_ship)
+    signal.send(sender=None, nan=float("nan"), inf=float("inf"), fine=1.5)
+    signal.disconnect(on_ship)
+    [event] = recorded()
+    assert event["kwargs"] == {"nan": "nan", "inf": "inf", "fine": 1.5}

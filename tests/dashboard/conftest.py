@@ -13,7 +13,7 @@ from dashboard.selectors import failure_location
 from django.utils import timezone
 
 import collector
-from collector.models import Event, ReceiverCall, ReceiverStat, SignalCount
+from collector.models import CollectorHealth, Event, ReceiverCall, ReceiverStat, SignalCount
 from collector.stats import bucket_of
 
 POST_SAVE = "django.db.models.signals.post_save"
@@ -35,7 +35,7 @@ def hook_off() -> Iterator[None]:
 @pytest.fixture
 def empty_store(db: None) -> None:
     """Start from an empty store (the test database's migrate run recorded signals too)."""
-    for model in (Event, ReceiverCall, ReceiverStat, SignalCount):
+    for model in (Event, ReceiverCall, ReceiverStat, SignalCount, CollectorHealth):
         model.objects.all().delete()
 
 
