@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import override_settings
 
+import collector
 from collector import live
 from tests.conftest import RedisServer
 
@@ -31,9 +32,14 @@ def redis_layers(url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_health(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts online, with no pause after a failure."""
+def fresh_health(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts online, with no pause after a failure; this process's own collector is
+    off, so it neither publishes into the layers under test nor counts their failures."""
+    collector.flush(10)
+    collector.uninstall()
     monkeypatch.setattr(live, "_health", live._Health())
+    yield
+    collector.install()
 
 
 def timed(function: Any, *args: Any) -> tuple[float, Any]:
