@@ -88,8 +88,13 @@ def _throughput(alias: str, seconds: float) -> dict[str, Any]:
 
 
 def _cpu_share(seconds: float) -> dict[str, Any]:
-    """Send a steady STEADY_RATE events/s; return the writer thread's share of one core."""
+    """Send a steady STEADY_RATE events/s; return the writer thread's share of one core.
+
+    Measured over the sending window only; ``kept_up`` says whether the writer drained what
+    was sent (a queue still holding more than a flush interval's worth means it did not).
+    """
     import collector
+    from collector import hook
 
     sender = _data.Sender()
     sender.send(100)
@@ -97,13 +102,16 @@ def _cpu_share(seconds: float) -> dict[str, Any]:
     cpu = _data.thread_cpu(WRITER)
     cpu0, wall0 = cpu(), time.perf_counter()
     sender.paced(STEADY_RATE, seconds)
-    collector.flush(30)
     used, wall = cpu() - cpu0, time.perf_counter() - wall0
+    left = len(hook._queue)
+    collector.flush(60)
     return {
         "share": round(used / wall, 4),
         "writer_cpu_s": round(used, 3),
         "rate": round(sender.events / wall),
-        "us_per_event": round(used / sender.events * 1e6, 1),
+        "us_per_event": round(used / max(1, sender.events - left) * 1e6, 1),
+        "queue_at_end": left,
+        "kept_up": left <= STEADY_RATE * 0.5,
     }
 
 
@@ -288,7 +296,8 @@ def _database(label: str, alias: str, seconds: float, steady: float) -> list[dic
         row(
             "ingest",
             f"{label}: writer CPU at {STEADY_RATE:,} events/s",
-            f"{cpu['share']:.0%} of a core ({cpu['us_per_event']} us/ev)",
+            f"{cpu['share']:.0%} of a core, {cpu['us_per_event']:.0f} us/ev"
+            + ("" if cpu["kept_up"] else ", behind"),
             "(reported)",
             cpu["share"] > 0,
             **cpu,
