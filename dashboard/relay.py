@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from channels.layers import InMemoryChannelLayer
 from collector.live import GROUP
 from dashboard import selectors
 
-__all__ = ["Relay", "acquire", "relay_stats", "release", "wanted"]
+__all__ = ["Relay", "acquire", "relay_stats", "release", "this_process", "wanted"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,15 @@ _running: dict[asyncio.AbstractEventLoop, _Running] = {}
 _last_stats = RelayStats()
 
 
+def this_process() -> tuple[str, int]:
+    """Return (host, pid) as the collector stores them with each event of this process.
+
+    The same value as ``collector.events.HOST``, computed here so the dashboard never imports
+    the hook's modules.
+    """
+    return socket.gethostname()[:100], os.getpid()
+
+
 def wanted(layer: Any) -> bool:
     """Return True when ``layer`` only carries this process's events (the in-memory layer)."""
     return isinstance(layer, InMemoryChannelLayer)
@@ -129,12 +139,11 @@ def acquire(layer: Any) -> bool:
     """Count one more live-feed client; start this loop's relay with the first. False: no relay."""
     if not wanted(layer):
         return False
-    from collector.events import HOST
-
     loop = asyncio.get_running_loop()
     running = _running.get(loop)
     if running is None or running.task.done():
-        relay = Relay(layer, host=HOST, pid=os.getpid())
+        host, pid = this_process()
+        relay = Relay(layer, host=host, pid=pid)
         running = _running[loop] = _Running(relay, loop.create_task(relay.run()))
     running.users += 1
     return True

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from collector.conf import get_config
+from collector.live import health as live_health
 from collector.models import ReceiverCall, ReceiverStat
 from dashboard import registry as signal_registry
 from dashboard import selectors
@@ -19,7 +21,7 @@ from dashboard.csp import csp_protected
 from dashboard.feed import FeedFilters, FeedState
 from dashboard.filters import FailureFilter, ReceiverStatFilter, filter_messages
 from dashboard.paging import configure_table, csv_response
-from dashboard.relay import relay_stats
+from dashboard.relay import relay_stats, this_process
 from dashboard.routing import WEBSOCKET_PATH
 from dashboard.tables import (
     FailureGroupTable,
@@ -202,16 +204,10 @@ def processes(request: HttpRequest) -> HttpResponse:
 
 def _this_process() -> dict[str, Any]:
     """Return the host and pid serving this page and how it publishes live events."""
-    import os
-
-    from django.conf import settings
-
-    from collector.events import HOST
-    from collector.live import health
-
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     backend = str(layers.get("default", {}).get("BACKEND", "none")).rsplit(".", 1)[-1]
-    return {"host": HOST, "pid": os.getpid(), "layer": backend, "publish": health()}
+    host, pid = this_process()
+    return {"host": host, "pid": pid, "layer": backend, "publish": live_health()}
 
 
 @dashboard_view

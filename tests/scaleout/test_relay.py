@@ -205,3 +205,7 @@ def test_relay_is_only_for_the_in_memory_layer() -> None:
     assert relay.wanted(InMemoryChannelLayer())
     assert not relay.wanted(RedisLike())
     assert not relay.acquire(RedisLike())
+
+
+def test_this_process_is_the_host_and_pid_the_collector_stores() -> None:
+    assert relay.this_process() == (HOST, os.getpid())
