@@ -36,6 +36,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["signal", "-timestamp"], name="sigmon_event_sig_ts"),
             models.Index(fields=["sender", "-timestamp"], name="sigmon_event_snd_ts"),
+            models.Index(fields=["host", "pid", "-timestamp"], name="sigmon_event_proc_ts"),
         ]
 
     def __str__(self) -> str:

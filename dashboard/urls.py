@@ -16,4 +16,5 @@ urlpatterns = [
     path("failures/<int:call_id>/", views.failure, name="failure"),
     path("events/<int:event_id>/", views.event, name="event"),
     path("registry/", views.registry, name="registry"),
+    path("processes/", views.processes, name="processes"),
 ]
