@@ -134,7 +134,12 @@ def test_a_raising_receiver_behaves_exactly_as_without_the_collector(
     finally:
         collector.install()
     tally.fault("receiver_raises", 2)
-    assert with_hook[1] == bare[1]
+    if method == "asend" and hook._run_parallel is None:
+        # Django 5.2 gathers the sync receivers' thread with the async receivers and returns at
+        # the first failure: whether the sync ones got to run is a race in Django itself.
+        assert "araising" in with_hook[1] and "araising" in bare[1]
+    else:
+        assert sorted(with_hook[1]) == sorted(bare[1])
     if method in ("send", "asend"):
         raised = with_hook[0]
         if hasattr(raised, "exceptions"):  # an exception group: Django 6.1's asend
