@@ -4,7 +4,8 @@ Every test adds to one tally: faults injected, exceptions that leaked into the h
 (must stay 0), events sent below the queue's capacity and how many of them were lost (must stay
 0), bad inputs tried by the fuzzers and XSS payloads tried in a real browser. At the end of the
 session the tally is written to tests/artifacts/reliability_summary.json (one entry per Django
-version) and printed as one line, so the closing note can quote it.
+version; a run that covers only some of the suite updates only its own figures) and printed as
+one line, so the closing note can quote it.
 """
 
 from __future__ import annotations
@@ -90,6 +91,14 @@ class Tally:
 
 
 _TALLY = Tally()
+# Figures that move together: a run updates a group only if it measured something in it.
+GROUPS = {
+    "faults": ("faults_injected", "faults_by_kind", "host_exceptions_leaked", "leaks",
+               "events_sent_below_capacity", "events_lost_below_capacity"),
+    "fuzz": ("bad_inputs_tried", "bad_inputs_by_target"),
+    "xss": ("xss_payloads", "xss_placements", "xss_page_loads", "xss_live_fragments",
+            "xss_live_rows", "xss_script_runs"),
+}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +112,13 @@ def tally() -> Iterator[Tally]:
         previous = json.loads(SUMMARY.read_text())
     except (OSError, ValueError):
         previous = {}
-    previous[django.get_version()] = {**_TALLY.as_dict(), "written_at": time.time()}
+    entry = previous.get(django.get_version(), {})
+    figures = _TALLY.as_dict()
+    for group, keys in GROUPS.items():
+        if any(figures[key] for key in keys) or group not in entry.get("updated", {}):
+            entry.update({key: figures[key] for key in keys})
+            entry.setdefault("updated", {})[group] = time.strftime("%Y-%m-%d %H:%M:%S")
+    previous[django.get_version()] = entry
     SUMMARY.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
 
 
