@@ -198,7 +198,7 @@ def test_failure_traceback_and_every_page(
              "failures-list": "failures/?view=list", "registry": "registry/"}  # fmt: skip
     for name, path in pages.items():
         page.goto(f"{live_daphne.url}/signals/{path}")
-        page.wait_for_selector("main table, main section")
+        page.wait_for_selector("main table:visible, main section:visible")
         screenshot(page, name)
     assert policy_errors(errors) == []
 
