@@ -23,6 +23,7 @@ __all__ = ["PruneResult", "cutoffs", "maybe_prune", "prune"]
 Progress = Callable[[str, int, int], None]  # (table, deleted in this batch, deleted so far)
 
 _next_at: float | None = None
+_carry: tuple[datetime | None, datetime | None] | None = None  # cutoffs of an unfinished prune
 SOON = 1.0  # seconds before the next automatic round when the last one ran out of time
 FIRST_DELAY = 30.0  # seconds after start before the first automatic prune
 
@@ -33,6 +34,7 @@ class PruneResult:
 
     deleted: dict[str, int] = field(default_factory=dict)
     complete: bool = True
+    limits: tuple[datetime | None, datetime | None] = (None, None)
 
     @property
     def total(self) -> int:
@@ -71,13 +73,19 @@ def prune(
     time_budget: float | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    limits: tuple[datetime | None, datetime | None] | None = None,
 ) -> PruneResult:
-    """Delete what is beyond the limits, batch by batch; stop once ``time_budget`` is spent."""
+    """Delete what is beyond the limits, batch by batch; stop once ``time_budget`` is spent.
+
+    ``limits`` are cutoffs computed before (a prune that ran out of time goes on with them, so
+    the count cutoff's index scan is not repeated every round).
+    """
     deadline = None if time_budget is None else time.monotonic() + time_budget
     result = PruneResult()
-    by_age, by_count = cutoffs(
+    by_age, by_count = limits or cutoffs(
         alias=alias, max_age_days=max_age_days, max_events=max_events, now=now
     )
+    result.limits = (by_age, by_count)
     jobs: list[tuple[str, str, datetime, bool]] = []
     if by_age is not None:
         jobs.append(("Event", "timestamp", by_age, False))
@@ -146,13 +154,13 @@ def _delete_in(alias: str, model: Any, column: str, ids: list[Any]) -> int:
 
 def after_fork() -> None:
     """A forked child waits its own first delay before pruning."""
-    global _next_at
-    _next_at = None
+    global _next_at, _carry
+    _next_at = _carry = None
 
 
 def maybe_prune() -> PruneResult | None:
     """Prune within PRUNE_TIME_BUDGET if PRUNE_INTERVAL has passed (writer thread); else None."""
-    global _next_at
+    global _next_at, _carry
     config = get_config()
     interval = float(config["PRUNE_INTERVAL"] or 0)
     if interval <= 0 or not (config["MAX_AGE_DAYS"] or config["MAX_EVENTS"]):
@@ -169,7 +177,9 @@ def maybe_prune() -> PruneResult | None:
         max_events=config["MAX_EVENTS"],
         batch_size=int(config["PRUNE_BATCH_SIZE"]),
         time_budget=float(config["PRUNE_TIME_BUDGET"]),
+        limits=_carry,
     )
+    _carry = None if result.complete else result.limits
     if not result.complete:
         _next_at = now + SOON
     return result

@@ -139,3 +139,13 @@ def test_automatic_pruning_can_be_turned_off() -> None:
         assert retention.maybe_prune() is None
         collector.flush(2)
     assert ours().count() == 3
+
+
+def test_an_unfinished_prune_goes_on_with_its_cutoffs() -> None:
+    store(30, age=timedelta(days=9))
+    first = retention.prune(max_age_days=7, max_events=10, batch_size=5, time_budget=0, now=NOW)
+    assert not first.complete and first.limits[0] is not None and first.limits[1] is not None
+    with CaptureQueriesContext(connection) as queries:
+        rest = retention.prune(batch_size=5, limits=first.limits)
+    assert rest.complete and ours().count() == 0
+    assert not any("OFFSET" in q["sql"] for q in queries.captured_queries)  # no new count scan
