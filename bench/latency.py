@@ -466,7 +466,7 @@ def _row(case: Case, got: dict[str, Any] | None, reason: str = "") -> dict[str, 
 def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
     """Measure send()-to-DOM latency for each case."""
     viewers = 3 if tiny else VIEWERS
-    warmup, seconds = (0.5, 1.0) if tiny else (1.5, 4.0) if quick else (3.0, 15.0)
+    warmup, seconds = (0.5, 1.0) if tiny else (1.0, 3.0) if quick else (3.0, 15.0)
     cases = [Case("in-memory", None)] if tiny else [Case("in-memory", None), Case("redis", None)]
     if not quick and not tiny:
         cases += [Case("in-memory", 0.05), Case("redis", 0.05)]

@@ -773,7 +773,7 @@ def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
     """Measure every page at scale; one row per page group (its worst URL) and one overall."""
     size = "tiny" if tiny else "quick" if quick else "full"
     calls = int(os.environ.get("BENCH_SCALE_CALLS", SIZES[size]))
-    n = 1 if tiny else 5 if quick else 20
+    n = 1 if tiny else 3 if quick else 20
     path, facts, reused = _setup(calls)
     client = _staff_client()
     targets = _targets()
