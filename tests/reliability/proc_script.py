@@ -93,8 +93,29 @@ def forking() -> None:
     assert collector.flush(10)
 
 
+def nul_characters() -> None:
+    """Events whose text holds NUL characters (PostgreSQL refuses them) among ordinary ones."""
+
+    def fails(sender: Any, **kwargs: Any) -> None:
+        raise ValueError("bad\x00message")
+
+    for n in range(EVENTS):
+        beat.send(sender="ordinary", n=n)
+        if n % 10 == 0:
+            beat.send(sender="nul-argument", n=n, text="a\x00b", nested={"k\x00": ["\x00"]})
+            beat.send(sender="nul\x00sender", n=n)
+    failing = Signal()
+    failing.connect(fails, weak=False)
+    for n in range(EVENTS // 10):
+        failing.send_robust(sender="nul-exception", n=n)
+    assert collector.flush(20)
+    say(snapshot=runtime.snapshot())
+
+
 if SCENARIO == "fork":
     forking()
+elif SCENARIO == "nul":
+    nul_characters()
 else:
     send(SCENARIO, EVENTS)
     handler = repr(signal.getsignal(signal.SIGTERM))

@@ -186,3 +186,30 @@ def test_migrate_from_an_empty_database_with_the_collector_on(tmp_path: Path, ta
     assert first < created.replace("T", " ")
     health = rows(db, "SELECT events_written FROM signals_collector_collectorhealth")
     assert health and health[-1][0] >= total
+
+
+def test_nul_characters_postgresql_refuses_cost_only_their_own_events(
+    postgres_database: str, tmp_path: Path, tally: Tally
+) -> None:
+    env = {"DATABASE_URL": postgres_database}
+    run_manage(["migrate", "--noinput"], env=live_env(tmp_path / "unused.sqlite3", **env))
+    proc = start("nul", tmp_path / "unused.sqlite3", events="200", **env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "writer thread died" not in err  # (the tracebacks in err are send_robust's own log)
+    snapshot = json.loads(out.splitlines()[-1])["snapshot"]
+    import psycopg
+
+    with psycopg.connect(postgres_database) as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT sender, count(*) FROM signals_collector_event GROUP BY sender"
+            ).fetchall()
+        )
+    tally.fault("nul_characters_postgresql", 60)
+    assert counts.get("ordinary") == 200  # the rest of every batch was stored
+    tally.events(sent=200, stored=counts.get("ordinary", 0))
+    special = sum(counts.get(s, 0) for s in ("nul-argument", "nul\x00sender", "nul-exception"))
+    rejected = snapshot["dropped"].get("db_rejected", 0)
+    print(f"NUL events: {special} stored, {rejected} rejected by PostgreSQL and counted")
+    assert special + rejected == 20 + 20 + 20  # stored, or dropped and counted: never silent
