@@ -88,4 +88,4 @@ def test_latency_tiny() -> None:
     assert row["dom"]["n"] > 0 and row["dom"]["p95"] > 0
     # Every viewer connected; on a loaded machine the tiny run may end before a plain client's
     # first frame, so its sample count is reported by the benchmark, not required here.
-    assert row["viewers"] == 3 and row["ws"]["n"] >= 0
+    assert row["viewers"] == 3, row.get("errors")
