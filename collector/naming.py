@@ -12,28 +12,8 @@ from django.dispatch import Signal
 
 # id(key) -> (weak reference or strong object, name). Weak where possible, so the cache never
 # keeps a weakly connected receiver alive; the identity check guards against id reuse.
-_senders: dict[int, tuple[Any, str]] = {}
 _scan_lock = threading.Lock()
 _CACHE_LIMIT = 50_000
-
-
-def _remember(cache: dict[int, tuple[Any, str]], key: Any, name: str) -> str:
-    """Store ``name`` for ``key`` without keeping ``key`` alive when it can be weakly referenced."""
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    try:
-        cache[id(key)] = (weakref.ref(key), name)
-    except TypeError:
-        cache[id(key)] = (lambda key=key: key, name)
-    return name
-
-
-def _lookup(cache: dict[int, tuple[Any, str]], key: Any) -> str | None:
-    """Return the cached name of ``key`` or None."""
-    entry = cache.get(id(key))
-    if entry is not None and entry[0]() is key:
-        return entry[1]
-    return None
 
 
 # id(receiver, or its __func__) -> dotted name. An entry lives exactly as long as its object:
@@ -164,14 +144,9 @@ def sender_label(sender: Any) -> str:
         return sender
     if isinstance(sender, type):
         return _class_label(sender)
-    found = _lookup(_senders, sender)
-    if found is not None:
-        return found
-    meta = getattr(sender, "_meta", None)
-    label = getattr(meta, "label", None) if meta is not None else None
-    if not isinstance(label, str):
-        label = f"{getattr(sender, '__module__', '?')}.{getattr(sender, '__qualname__', sender)}"
-    return _remember(_senders, sender, label)
+    from collector.capture import safe_repr
+
+    return safe_repr(sender)  # the hook queues strings and classes; this is only a fallback
 
 
 def _class_label(sender: type) -> str:
