@@ -191,7 +191,7 @@ def hook_on() -> Iterator[None]:
 
 def wait_for(
     condition: Callable[[], Any],
-    timeout: float = 10.0,
+    timeout: float = 30.0,  # generous: a loaded 2-core CI machine; success returns at once
     interval: float = 0.05,
     what: Callable[[], str] | None = None,
 ) -> Any:
