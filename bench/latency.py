@@ -288,7 +288,8 @@ class _Viewers:
         tasks = [
             asyncio.create_task(self._client(k, e)) for k, e in zip(self.keys, opened, strict=True)
         ]
-        await asyncio.wait([asyncio.create_task(e.wait()) for e in opened], timeout=20)
+        if opened:
+            await asyncio.wait([asyncio.create_task(e.wait()) for e in opened], timeout=20)
         ready.set()
         await self.stop_event.wait()
         for task in tasks:
@@ -333,6 +334,7 @@ class Case:
 
     layer: str  # "in-memory" or "redis"
     flush: float | None  # FLUSH_INTERVAL, None for the default
+    viewers: int = VIEWERS  # the browser and viewers - 1 websocket clients
 
 
 def _stats(samples: list[float]) -> dict[str, Any]:
@@ -373,13 +375,12 @@ def _measure(
         if case.layer == "redis":
             sender = _agent(_env(db, **extra), logs / f"sender-{port}.log")
         base = f"http://127.0.0.1:{port}"
-        viewers = _Viewers(f"ws://127.0.0.1:{port}/ws/signals/", base, keys[1:])
+        viewers = _Viewers(f"ws://127.0.0.1:{port}/ws/signals/", base, keys[1 : case.viewers])
         viewers.start()
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_cookies([{"name": "sessionid", "value": keys[0], "url": base}])
         page = context.new_page()
-        page.goto(f"{base}/signals/")
-        page.wait_for_selector('#live-conn[data-state="live"]', state="attached", timeout=60_000)
+        reloads = _open_feed(page, f"{base}/signals/")
         source = sender or server
         _send(source, RATE, warmup)
         time.sleep(0.5)
@@ -393,6 +394,7 @@ def _measure(
         return {
             "sent": sent,
             "server_cpu": round(server_cpu, 2),
+            "page_reloads": reloads,
             "dom": _stats(dom),
             "ws": _stats(ws),
             "viewers": viewers.connected + 1,
@@ -406,6 +408,26 @@ def _measure(
             viewers.stop()
         _stop(sender)
         _stop(server)
+
+
+def _open_feed(page: Any, url: str, tries: int = 3) -> int:
+    """Open the live feed until its websocket says "live"; return how many reloads it took.
+
+    A page whose feed stays "connecting" for 30 s is reloaded (seen now and then on a loaded
+    machine); the count is reported with the results.
+    """
+    page.goto(url)
+    for attempt in range(tries):
+        try:
+            page.wait_for_selector(
+                '#live-conn[data-state="live"]', state="attached", timeout=30_000
+            )
+            return attempt
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            page.reload()
+    return tries
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -445,6 +467,8 @@ def _row(case: Case, got: dict[str, Any] | None, reason: str = "") -> dict[str, 
         "default FLUSH_INTERVAL 0.2 s" if case.flush is None else f"FLUSH_INTERVAL {case.flush} s"
     )
     name = f"{case.layer} layer, {flush}"
+    if case.viewers != VIEWERS:
+        name = f"{case.layer}, {case.viewers} viewer(s), FLUSH {case.flush or 0.2} s"
     if got is None:
         return row("latency", name, reason[:34], f"p95 <= {BUDGET_MS:.0f} ms", False, error=reason)
     dom = got["dom"]
@@ -467,9 +491,12 @@ def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
     """Measure send()-to-DOM latency for each case."""
     viewers = 3 if tiny else VIEWERS
     warmup, seconds = (0.5, 1.0) if tiny else (1.0, 3.0) if quick else (3.0, 15.0)
-    cases = [Case("in-memory", None)] if tiny else [Case("in-memory", None), Case("redis", None)]
-    if not quick and not tiny:
+    cases = [Case("in-memory", None), Case("redis", None)]
+    if tiny:
+        cases = [Case("in-memory", None, viewers)]
+    elif not quick:
         cases += [Case("in-memory", 0.05), Case("redis", 0.05)]
+        cases += [Case("in-memory", None, 1), Case("in-memory", 0.05, 1)]  # browser only
     if not Path(CHROMIUM).exists():
         return [_row(c, None, f"Chromium not found at {CHROMIUM}") for c in cases]
     db_template, keys = _template(viewers)
