@@ -57,7 +57,7 @@ class _Pipeline:
         for sink in self.sinks:
             try:
                 sink.write(batch, unheard)
-            except BaseException as exc:  # noqa: BLE001 - even SystemExit must not cost the others
+            except Exception as exc:
                 runtime.count("sink_errors", error=f"{type(sink).__name__}: {exc!r}")
 
 
