@@ -68,6 +68,8 @@ def _drive(seconds: float, warmup: float) -> dict[str, Any]:
                 _data.rss_bytes(),
                 snap["queue"],
                 len(sink.backlog),
+                sink.backlog.nbytes,
+                snap["dropped"].get("db_backlog_full", 0),
             )
         )
     wall = time.perf_counter() - start
@@ -77,7 +79,7 @@ def _drive(seconds: float, warmup: float) -> dict[str, Any]:
     flush(10)
     snap = runtime.snapshot()
     rss = [s[1] for s in samples]
-    full = next((s for s in samples if s[3] >= sink.limit), None)
+    full = next((s for s in samples if s[5] > 0), None)
     return {
         "baseline": baseline,
         "end": rss[-1],
@@ -92,14 +94,17 @@ def _drive(seconds: float, warmup: float) -> dict[str, Any]:
         "db_errors": snap.get("db_errors", 0),
         "queue_max": max(s[2] for s in samples),
         "backlog_max": max(s[3] for s in samples),
+        "backlog_bytes_max": max(s[4] for s in samples),
+        "backlog_limit": sink.backlog.max_bytes,
         "held": len(sink.backlog) + snap["queue"],
         "samples": samples,
     }
 
 
-def _bytes_per_record(n: int) -> tuple[float, float]:
-    """Return the bytes held by one queued record and by one backlog event (tracemalloc)."""
+def _bytes_per_record(n: int) -> tuple[float, float, float]:
+    """Return the bytes held by one queued record, one event dict and one compressed backlog event."""
     from collector import events, hook, pipeline, runtime
+    from collector.backlog import Backlog
 
     runtime._stopping = True  # park the writer so records stay queued
     hook._queue.clear()
@@ -117,9 +122,13 @@ def _bytes_per_record(n: int) -> tuple[float, float]:
     before = tracemalloc.get_traced_memory()[0]
     built = [pipe.process(events.build(r, now_wall, now_ns, pid)) for r in records]
     dicts = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
+    backlog = Backlog(max_bytes=2**40)
+    before = tracemalloc.get_traced_memory()[0]
+    backlog.extend(built)
+    compressed = tracemalloc.get_traced_memory()[0] - before  # the dicts are still alive here
     del built, records
-    return queued / n, dicts / n
+    tracemalloc.stop()
+    return queued / n, dicts / n, compressed / n
 
 
 def _mb(n: float) -> str:
@@ -141,7 +150,7 @@ def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
     _data.connect_workload()
     collector.install()
     got = _drive(seconds, warmup)
-    per_record, per_event = _bytes_per_record(2_000 if tiny else 20_000)
+    per_record, per_event, per_held = _bytes_per_record(2_000 if tiny else 20_000)
     collector.uninstall()
     growth = got["end"] - got["baseline"]
     full_at = got["backlog_full_at"]
@@ -151,7 +160,7 @@ def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
         if full_at is not None
         else "RSS growth after the backlog filled (never did)"
     )
-    bound = hook.capacity * (per_record + per_event)
+    bound = hook.capacity * per_record + got["backlog_limit"]
     dropped = sum(got["dropped"].values())
     sent = got["events"] + got["warmup_events"]
     drops = ", ".join(f"{k} {v:,}" for k, v in got["dropped"].items()) or "none"
@@ -188,15 +197,16 @@ def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
         ),
         row(
             "memory",
-            "bytes per queued record / backlog event",
-            f"{per_record:,.0f} B / {per_event:,.0f} B",
+            "bytes per queued record / event dict / backlog event",
+            f"{per_record:,.0f} B / {per_event:,.0f} B / {per_held:,.0f} B",
             "(reported)",
             per_record > 0,
             per_record=round(per_record),
             per_event=round(per_event),
+            per_backlog_event=round(per_held),
             bound_bytes=round(bound),
             queue_size=hook.capacity,
-            bound=f"QUEUE_SIZE {hook.capacity:,} x both = {_mb(bound)}",
+            bound=f"QUEUE_SIZE {hook.capacity:,} x record + BACKLOG_BYTES = {_mb(bound)}",
         ),
     ]
 

@@ -35,7 +35,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     hint="Use a dotted path to a class, e.g. collector.sinks.DatabaseSink.",
                     id="signals_collector.E001",
                 ))
-    for setting in ("QUEUE_SIZE", "BATCH_SIZE", "MEMORY_SINK_SIZE"):
+    for setting in ("QUEUE_SIZE", "BACKLOG_BYTES", "BATCH_SIZE", "MEMORY_SINK_SIZE"):
         value = config[setting]
         if not isinstance(value, int) or value < 1:
             messages.append(Error(

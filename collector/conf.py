@@ -28,11 +28,16 @@ DEFAULTS: dict[str, Any] = {
     ],
     # Database alias the writer uses for the collector's tables.
     "DATABASE_ALIAS": "default",
-    # Capacity of the in-memory queue between the hook and the writer thread.
-    "QUEUE_SIZE": 100_000,
-    # Rows per writer batch and the longest wait (seconds) before a partial batch is written.
+    # Capacity of the in-memory queue between the hook and the writer thread (a queued record
+    # holds about 0.8 KB, so the default bounds it near 8 MB; it only fills while the writer lags).
+    "QUEUE_SIZE": 10_000,
+    # Bytes of compressed events the DatabaseSink holds while its database is away (about 30-80
+    # bytes an event, so 8 MiB rides out minutes of an outage at thousands of events a second).
+    "BACKLOG_BYTES": 8 * 1024 * 1024,
+    # Rows per writer batch and the longest wait (seconds) before a partial batch is written
+    # (the live feed's latency starts with this wait).
     "BATCH_SIZE": 2_000,
-    "FLUSH_INTERVAL": 0.2,
+    "FLUSH_INTERVAL": 0.05,
     # Seconds the exit handler waits for the queue to drain.
     "EXIT_TIMEOUT": 5.0,
     # Flush the queue on SIGTERM too (Python's default SIGTERM action skips atexit). Installed only

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
+from collector.backlog import Backlog
 from collector.events import EventDict
 
 __all__ = ["Sink", "DatabaseSink", "MemorySink", "LiveSink", "memory_events"]
@@ -36,29 +37,36 @@ class DatabaseSink(Sink):
 
     Each batch is one transaction, so a batch that fails part-way is rolled back and its retry
     cannot store anything twice. Errors of a database that is away (unreachable, locked,
-    read-only, tables not migrated yet) keep the backlog for a retry a second later; an error
-    that retrying cannot fix (a row the database rejects) is isolated by splitting the batch, and
-    only the rejected events are dropped (counted as ``db_rejected``), so one bad event never
-    blocks the others.
+    read-only, tables not migrated yet) keep the unwritten events in a compressed backlog
+    (``collector.backlog``, bounded by ``BACKLOG_BYTES``) retried a second later, oldest first, one
+    batch per try; an error that retrying cannot fix (a row the database rejects) is isolated by
+    splitting the batch, and only the rejected events are dropped (counted as ``db_rejected``),
+    so one bad event never blocks the others.
     """
 
     RETRY_SECONDS = 1.0
+    # Longest time one wake spends writing a recovered backlog before the queue gets its turn.
+    CATCH_UP_SECONDS = 0.5
     # Backlogs of sinks replaced by a settings change, adopted by the next sink of the same alias.
-    _handover: dict[str, tuple[deque[EventDict], dict[str, int]]] = {}
+    _handover: dict[str, tuple[Backlog, dict[str, int]]] = {}
 
     def __init__(self, config: dict[str, Any]) -> None:
         """Set up the backlog used while the database cannot be written."""
         super().__init__(config)
         self.alias: str = config["DATABASE_ALIAS"]
-        self.backlog: deque[EventDict] = deque()
+        self.batch_size = max(1, int(config["BATCH_SIZE"]))
+        self.backlog = Backlog(max_bytes=int(config["BACKLOG_BYTES"]))
         self.backlog_unheard: dict[str, int] = {}
-        self.limit = int(config["QUEUE_SIZE"])
         self.retry_at = 0.0
         self.enabled = self._app_installed()
         self._database_name: Any = None
+        # Progress through the batch in hand: events that left it (written or rejected), events
+        # written, and whether its unheard counts were stored.
+        self._begin()
         handed = self._handover.pop(self.alias, None)
         if handed is not None:
             self.backlog, self.backlog_unheard = handed
+            self.backlog.max_bytes = int(config["BACKLOG_BYTES"])
 
     @staticmethod
     def _app_installed() -> bool:
@@ -68,22 +76,25 @@ class DatabaseSink(Sink):
         return apps.is_installed("collector")
 
     def write(self, events: list[EventDict], unheard: dict[str, int]) -> None:
-        """Write the backlog and this batch; on failure keep them (bounded) and retry later.
+        """Write this batch (after any backlog); on failure hold what was not written.
 
         The writer also calls this with an empty batch on every wake while a backlog is held, and
         ``retry_now`` once more at exit.
         """
         if not self.enabled:
             return
-        self._hold(events, unheard)
-        if not (self.backlog or self.backlog_unheard) or time.monotonic() < self.retry_at:
+        if self.backlog or self.backlog_unheard:
+            self._hold(events, unheard)
+            if time.monotonic() >= self.retry_at:
+                self._write_backlog()
             return
-        self._write_backlog()
+        if events or unheard:
+            self._write_direct(events, unheard)
 
     def retry_now(self) -> None:
         """Try the backlog at once, whatever the retry schedule (the exit handler calls this)."""
         if self.enabled and (self.backlog or self.backlog_unheard):
-            self._write_backlog()
+            self._write_backlog(deadline=float("inf"))
 
     def pending(self) -> int:
         """Return the number of events waiting in the backlog."""
@@ -93,7 +104,7 @@ class DatabaseSink(Sink):
         """Hand the backlog to the sink that replaces this one (a settings change), not lose it."""
         if self.backlog or self.backlog_unheard:
             self._handover[self.alias] = (self.backlog, self.backlog_unheard)
-            self.backlog, self.backlog_unheard = deque(), {}
+            self.backlog, self.backlog_unheard = Backlog(self.backlog.max_bytes), {}
 
     def follow_settings(self) -> None:
         """Reconnect when the database's NAME changed since the writer connected.
@@ -109,28 +120,65 @@ class DatabaseSink(Sink):
                 _reset_connection(self.alias)
             self._database_name = name
 
-    def _write_backlog(self) -> None:
-        """Write everything held; keep what a database that is away could not take."""
+    def _write_direct(self, events: list[EventDict], unheard: dict[str, int]) -> None:
+        """Write a batch while nothing is held; hold whatever a database that is away refused."""
         from collector import runtime
 
         self.follow_settings()
-        written = 0
+        self._begin()
         try:
-            written = self._store(list(self.backlog), dict(self.backlog_unheard))
+            self._store(events, unheard)
         except Exception as exc:
-            self.retry_at = time.monotonic() + self.RETRY_SECONDS
-            runtime.count("db_errors", error=f"database write failed: {exc!r}")
-            _reset_connection(self.alias)
-        else:
+            self._failed(exc)
+            self._hold(events[self._settled :], {} if self._unheard_settled else unheard)
+        if self._written:
+            runtime.count("written", self._written)
+
+    def _write_backlog(self, deadline: float | None = None) -> None:
+        """Write the backlog oldest first, a batch at a time, until it is empty, fails or time is up."""
+        from collector import runtime
+
+        self.follow_settings()
+        stop = time.monotonic() + self.CATCH_UP_SECONDS if deadline is None else deadline
+        written = 0
+        while self.backlog or self.backlog_unheard:
+            head = self.backlog.head(self.batch_size)
+            unheard = dict(self.backlog_unheard)
+            self._begin()
+            try:
+                self._store(head, unheard)
+            except Exception as exc:
+                self._failed(exc)
+                break
+            finally:
+                self.backlog.drop_head(self._settled)
+                if self._unheard_settled:
+                    _subtract(self.backlog_unheard, unheard)
+                written += self._written
             self.retry_at = 0.0
+            if time.monotonic() >= stop:
+                break
         if written:
             runtime.count("written", written)
 
-    def _store(self, events: list[EventDict], unheard: dict[str, int]) -> int:
-        """Store ``events`` (the backlog's head, in order); return how many were written.
+    def _begin(self) -> None:
+        """Reset the progress counters of the batch about to be stored."""
+        self._settled, self._written, self._unheard_settled = 0, 0, False
 
-        Written and rejected events leave the backlog as soon as their transaction ends, so an
-        error of a database that is away, raised here, leaves exactly the unwritten rest.
+    def _failed(self, exc: Exception) -> None:
+        """Count a database that is away and schedule the next try."""
+        from collector import runtime
+
+        self.retry_at = time.monotonic() + self.RETRY_SECONDS
+        runtime.count("db_errors", error=f"database write failed: {exc!r}")
+        _reset_connection(self.alias)
+
+    def _store(self, events: list[EventDict], unheard: dict[str, int]) -> int:
+        """Store ``events`` in order; return how many were written.
+
+        ``_settled`` grows by each run of events that leaves the batch (written, or rejected and
+        dropped) as soon as its transaction ends, so after an error of a database that is away,
+        raised here, ``events[_settled:]`` is exactly the unwritten rest.
         """
         from collector import storage
 
@@ -140,7 +188,9 @@ class DatabaseSink(Sink):
             if _is_transient(exc):
                 raise
             return self._isolate(events, unheard)
-        self._forget(len(events), unheard)
+        self._settled += len(events)
+        self._written += len(events)
+        self._unheard_settled = self._unheard_settled or bool(unheard)
         return len(events)
 
     def _isolate(self, events: list[EventDict], unheard: dict[str, int]) -> int:
@@ -154,7 +204,7 @@ class DatabaseSink(Sink):
                 if _is_transient(exc):
                     raise
                 runtime.count("db_rejected_counts", error=f"database rejected counts: {exc!r}")
-            self._forget(0, unheard)
+            self._unheard_settled = True
         if len(events) > 1:
             middle = len(events) // 2
             return self._store(events[:middle], {}) + self._store(events[middle:], {})
@@ -164,36 +214,34 @@ class DatabaseSink(Sink):
             except Exception as exc:
                 if _is_transient(exc):
                     raise
-                self._forget(1, {})
+                self._settled += 1
                 runtime.count_drop("db_rejected")
                 runtime.count("db_rejected", error=f"database rejected event: {exc!r}")
                 return 0
-            self._forget(1, {})
+            self._settled += 1
+            self._written += 1
             return 1
         return 0
 
-    def _forget(self, n: int, unheard: dict[str, int]) -> None:
-        """Remove ``n`` events from the head of the backlog and the given unheard counts."""
-        for _ in range(n):
-            self.backlog.popleft()
-        for name, count in unheard.items():
-            left = self.backlog_unheard.get(name, 0) - count
-            if left > 0:
-                self.backlog_unheard[name] = left
-            else:
-                self.backlog_unheard.pop(name, None)
-
     def _hold(self, events: list[EventDict], unheard: dict[str, int]) -> None:
-        """Append to the backlog, dropping (and counting) what exceeds the limit."""
+        """Append to the backlog, dropping (and counting) what exceeds its bound."""
         from collector import runtime
 
-        room = self.limit - len(self.backlog)
-        if room < len(events):
-            runtime.count_drop("db_backlog_full", len(events) - max(room, 0))
-            events = events[: max(room, 0)]
-        self.backlog.extend(events)
+        held = self.backlog.extend(events)
+        if held < len(events):
+            runtime.count_drop("db_backlog_full", len(events) - held)
         for name, n in unheard.items():
             self.backlog_unheard[name] = self.backlog_unheard.get(name, 0) + n
+
+
+def _subtract(counts: dict[str, int], taken: dict[str, int]) -> None:
+    """Subtract ``taken`` from ``counts``, removing names that reach zero."""
+    for name, n in taken.items():
+        left = counts.get(name, 0) - n
+        if left > 0:
+            counts[name] = left
+        else:
+            counts.pop(name, None)
 
 
 # Errors that retrying the same rows cannot fix: the database rejected a row (a duplicate id, a

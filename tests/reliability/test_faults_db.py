@@ -254,3 +254,38 @@ def test_a_settings_change_while_the_database_is_away_loses_nothing(
         Faults.disarm()
         assert_exactly_once("handover", tally, per_thread=20)
         assert_exactly_once("handover2", tally, per_thread=5)
+
+
+def test_a_long_outage_is_held_within_backlog_bytes_and_the_rest_counted(
+    faulty: None, host: HostGuard, tally: Tally
+) -> None:
+    """With the database away, the backlog stops at BACKLOG_BYTES; overflow is counted exactly,
+    and once the database is back what was held is stored exactly once, oldest first."""
+    from collector import pipeline, runtime
+    from collector.backlog import PLAIN_EVENT_BYTES
+    from collector.sinks import DatabaseSink
+
+    flow.send(sender="warmup-0", n=0)
+    assert collector.flush(10)
+    limit = PLAIN_EVENT_BYTES * 300  # a few hundred plain events
+    with monitor(SINKS=SINKS, FLUSH_INTERVAL=0.05, BACKLOG_BYTES=limit):
+        collector.flush(10)
+        sink = next(s for s in pipeline.current().sinks if isinstance(s, DatabaseSink))
+        dropped = drops("db_backlog_full")
+        errors = counter("db_errors")
+        Faults.arm("unavailable")
+        tally.fault("outage_beyond_backlog_bytes")
+        total = 2_000
+        for i in range(total):
+            assert host.call(flow.send, sender="outage-0", n=i) == [(echo, i)]
+        wait_for(lambda: runtime.snapshot()["queue"] == 0 and counter("db_errors") > errors)
+        held = len(sink.backlog)
+        overflow = drops("db_backlog_full") - dropped
+        assert 0 < held and sink.backlog.nbytes <= limit
+        assert held + overflow == total, (held, overflow)
+        Faults.disarm()
+        assert collector.flush(30)
+        wait_for(lambda: stored("outage").count() == held, timeout=20)
+    ns = sorted(stored("outage").values_list("kwargs", flat=True), key=lambda k: k["n"])
+    assert [k["n"] for k in ns] == list(range(held)), "the oldest events are the ones kept"
+    tally.events(sent=held, stored=stored("outage").values("id").distinct().count())
