@@ -18,6 +18,9 @@ MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
 _SCALARS = (bool, int, float)
+_MISSING = object()
+# Per model (its Options): label, the primary key's attribute name, the username field or None.
+_model_keys: dict[Any, tuple[str, str | None, str | None]] = {}
 
 
 class Snapshot(dict):  # type: ignore[type-arg]
@@ -48,9 +51,20 @@ def safe_str(value: Any, limit: int = 2000) -> str:
 
 def cap(text: str, limit: int) -> str:
     """Cap text to ``limit`` characters, saying how much was cut; strip lone surrogates."""
+    if type(text) is not str:  # a str subclass: keep only its characters
+        text = str.__str__(text)
     if len(text) > limit:
         text = f"{text[:limit]}… [{len(text) - limit} more]"
+    if text.isascii():  # no surrogate possible: skip the round trip (the common case)
+        return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _key(key: Any) -> str:
+    """Return a captured mapping key: a short str as it is, anything else as capped text."""
+    if type(key) is str and len(key) <= 100 and key.isascii():
+        return key
+    return cap(str(key), 100)
 
 
 def sender_ref(sender: Any) -> Any:
@@ -68,57 +82,145 @@ def capture_kwargs(signal: Any, named: dict[str, Any]) -> dict[str, Any]:
         return {}
     light = id(signal) in _LIGHT
     out: dict[str, Any] = {}
-    for index, (key, value) in enumerate(named.items()):
-        if index >= MAX_ITEMS:
-            out["…"] = f"{len(named) - MAX_ITEMS} more arguments"
-            break
+    items = named.items() if len(named) <= MAX_ITEMS else list(named.items())[:MAX_ITEMS]
+    for key, value in items:
         try:
-            out[cap(str(key), 100)] = _value(value, 0, light)
+            kind = type(value)
+            # The common scalars inline (a call each would cost more than the copy).
+            if kind is str and len(value) <= MAX_REPR and value.isascii():
+                pass
+            elif not (kind is bool or kind is int or value is None):
+                value = _value(value, 0, light)
+            out[key if type(key) is str and len(key) <= 100 and key.isascii() else _key(key)] = value
         except BaseException:  # noqa: BLE001 - one hostile argument must not lose the event
             out[cap(str(key), 100)] = f"<uncapturable {type(value).__qualname__}>"
+    if len(named) > MAX_ITEMS:
+        out["…"] = f"{len(named) - MAX_ITEMS} more arguments"
     return out
 
 
 def _value(value: Any, depth: int, light: bool = False) -> Any:
-    """Snapshot one value."""
-    if value is None or isinstance(value, _SCALARS):
-        if type(value) is float and (value != value or value in (_INF, -_INF)):
-            return repr(value)  # NaN and infinity are not JSON (PostgreSQL rejects them)
-        return value
-    if isinstance(value, str):
-        return cap(value, MAX_REPR)
-    meta = getattr(type(value), "_meta", None)
-    if meta is not None and hasattr(value, "_state"):
-        return _instance(value, meta, light)
-    if isinstance(value, dict):
-        return _mapping(value, depth)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return _sequence(value, depth)
+    """Snapshot one value (by a handler chosen once per type)."""
+    kind = type(value)
+    handler = _handlers.get(kind)
+    if handler is None:
+        handler = _handler_for(kind)
+        if len(_handlers) < _MAX_HANDLERS:
+            _handlers[kind] = handler
+    return handler(value, depth, light)
+
+
+def _as_is(value: Any, depth: int, light: bool) -> Any:
+    """Keep an int, bool or None."""
+    return value
+
+
+def _float(value: Any, depth: int, light: bool) -> Any:
+    """Keep a float; NaN and infinity are not JSON (PostgreSQL rejects them), so they become text."""
+    if value != value or value in (_INF, -_INF):
+        return repr(value)
+    return value
+
+
+def _text(value: Any, depth: int, light: bool) -> str:
+    """Cap a string."""
+    return cap(value, MAX_REPR)
+
+
+def _model(value: Any, depth: int, light: bool) -> Any:
+    """Snapshot a model instance."""
+    return _instance(value, type(value)._meta, light)
+
+
+def _mapping_value(value: Any, depth: int, light: bool) -> Any:
+    """Snapshot a dict."""
+    return _mapping(value, depth)
+
+
+def _sequence_value(value: Any, depth: int, light: bool) -> Any:
+    """Snapshot a list, tuple or set."""
+    return _sequence(value, depth)
+
+
+def _class(value: Any, depth: int, light: bool) -> str:
+    """Name a class."""
+    return f"{value.__module__}.{value.__qualname__}"
+
+
+def _queryset(value: Any, depth: int, light: bool) -> str:
+    """Name a queryset's model: its repr would run a query."""
+    return f"<QuerySet {value.model._meta.label}>"
+
+
+def _context(value: Any, depth: int, light: bool) -> Any:
+    """List a template context's variable names: its repr would repr every variable."""
+    return {"variables": sorted({cap(str(k), 100) for d in value.dicts for k in d})[:MAX_ITEMS]}
+
+
+def _other(value: Any, depth: int, light: bool) -> Any:
+    """Snapshot a request as method and path; anything else as its capped repr."""
     if hasattr(value, "path") and hasattr(value, "method") and hasattr(value, "META"):
         return Snapshot(method=safe_str(value.method, 16), path=safe_str(value.path, MAX_REPR))
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    if isinstance(value, QuerySet):  # its repr would run a query
-        return f"<QuerySet {value.model._meta.label}>"
-    if isinstance(value, BaseContext):  # its repr would repr every template variable
-        return {"variables": sorted({cap(str(k), 100) for d in value.dicts for k in d})[:MAX_ITEMS]}
     return safe_repr(value)
 
 
+def _handler_for(kind: type) -> Any:
+    """Return the snapshot function for values of type ``kind``."""
+    from django.db.models import Model
+
+    if kind is type(None) or issubclass(kind, (bool, int)):
+        return _as_is
+    if issubclass(kind, float):
+        return _float
+    if issubclass(kind, str):
+        return _text
+    if issubclass(kind, Model):
+        return _model
+    if issubclass(kind, dict):
+        return _mapping_value
+    if issubclass(kind, (list, tuple, set, frozenset)):
+        return _sequence_value
+    if issubclass(kind, type):
+        return _class
+    if issubclass(kind, QuerySet):
+        return _queryset
+    if issubclass(kind, BaseContext):
+        return _context
+    return _other
+
+
+_handlers: dict[type, Any] = {}
+_MAX_HANDLERS = 512
+
+
 def _instance(value: Any, meta: Any, light: bool) -> dict[str, Any]:
-    """Snapshot a model instance: label, pk, and (unless light) its repr and username."""
-    out: dict[str, Any] = Snapshot(model=meta.label)
-    try:
-        pk = value.pk
-    except Exception:  # noqa: BLE001
-        pk = None
+    """Snapshot a model instance from its loaded fields: label, pk and (unless light) username.
+
+    Nothing is called that could run a query (``__str__`` may follow a relation and a deferred
+    field loads on access), so capturing never adds a query to the host's request.
+    """
+    keys = _model_keys.get(meta)
+    if keys is None:
+        username = getattr(meta.model, "USERNAME_FIELD", None)
+        keys = _model_keys[meta] = (
+            meta.label,
+            meta.pk.attname if meta.pk is not None else None,
+            username if isinstance(username, str) else None,
+        )
+    label, pk_name, username_field = keys
+    out: dict[str, Any] = Snapshot(model=label)
+    loaded = getattr(value, "__dict__", None) or {}
+    pk = loaded.get(pk_name, _MISSING) if pk_name is not None else None
+    if pk is _MISSING:  # a composite primary key: a tuple of loaded fields
+        try:
+            pk = value.pk
+        except Exception:  # noqa: BLE001
+            pk = None
     out["pk"] = pk if pk is None or isinstance(pk, (*_SCALARS, str)) else safe_str(pk, 100)
     if light:
         return out
-    out["repr"] = safe_repr(value)
-    get_username = getattr(value, "get_username", None)
-    if callable(get_username):
-        out["username"] = safe_str(_call(get_username), 150)
+    if username_field is not None and loaded.get(username_field) is not None:
+        out["username"] = safe_str(loaded[username_field], 150)
     return out
 
 
@@ -142,7 +244,7 @@ def _mapping(value: dict[Any, Any], depth: int) -> Any:
         if index >= MAX_ITEMS:
             out["…"] = f"{len(value) - MAX_ITEMS} more keys"
             break
-        out[cap(str(key), 100)] = _value(item, depth + 1)
+        out[_key(key)] = _value(item, depth + 1)
     return out
 
 
@@ -150,9 +252,14 @@ def _sequence(value: Any, depth: int) -> Any:
     """Snapshot a list, tuple or set (sets sorted by repr, so pk_set reads well)."""
     if depth >= MAX_DEPTH:
         return safe_repr(value)
+    if type(value) is frozenset and len(value) == 1:  # update_fields of a save(): the common case
+        return [_value(next(iter(value)), depth + 1)]
     items = list(value)
-    if isinstance(value, (set, frozenset)):
-        items.sort(key=safe_repr)
+    if len(items) > 1 and isinstance(value, (set, frozenset)):
+        try:
+            items.sort()  # field names, pks: their natural order, without a repr each
+        except Exception:  # noqa: BLE001 - mixed or unorderable items
+            items.sort(key=safe_repr)
     out = [_value(item, depth + 1) for item in items[:MAX_ITEMS]]
     if len(items) > MAX_ITEMS:
         out.append(f"… {len(items) - MAX_ITEMS} more")
