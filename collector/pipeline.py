@@ -24,7 +24,9 @@ class _Pipeline:
     def __init__(self, config: dict[str, Any]) -> None:
         """Instantiate the configured processors and sinks."""
         self.config = config
-        self.processors: list[Processor] = [import_string(p)(config) for p in config["PROCESSORS"]]
+        built: list[Processor] = [import_string(p)(config) for p in config["PROCESSORS"]]
+        # Processors that are no-ops under these settings (no filter lists, no sample rates).
+        self.processors = [p for p in built if getattr(p, "active", True) is not False]
         self.sinks: list[Sink] = [import_string(s)(config) for s in config["SINKS"]]
         runtime.configure(config)
 

@@ -17,7 +17,12 @@ __all__ = ["Processor", "FilterProcessor", "RedactProcessor", "SampleProcessor"]
 
 
 class Processor:
-    """Base class: ``process`` returns the event (changed or not), or None to drop it."""
+    """Base class: ``process`` returns the event (changed or not), or None to drop it.
+
+    A processor whose settings make it a no-op sets ``active = False``; the writer then skips it.
+    """
+
+    active = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         """Keep the settings the processor was built from."""
@@ -149,6 +154,11 @@ class SampleProcessor(Processor):
 
     Events with a failed receiver call are always kept.
     """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Skip the processor entirely when no rate is set."""
+        super().__init__(config)
+        self.active = bool(config["SAMPLE_RATES"])
 
     def process(self, event: EventDict) -> EventDict | None:
         """Keep the event with the configured probability for its signal."""
