@@ -7,6 +7,9 @@ pauses while the collector's queue holds more than five batches (the writer alwa
 batches, far below QUEUE_SIZE), so the figure is the writer's sustained rate with nothing
 dropped (sent and stored receiver calls are counted; drops are the collector's own counters).
 
+On PostgreSQL the writer inserts with COPY (collector.bulk), so the same rows are also timed
+with a bare COPY, a second floor that the writer cannot beat.
+
 The floor is a bare ``executemany`` of the same Event and ReceiverCall rows (read back from
 what the collector stored, ids renumbered) into fresh tables with the same schema and indexes,
 on the same database, one transaction per BATCH_SIZE events; it stores no rollups, which the
@@ -219,14 +222,16 @@ class _FloorRows:
         return events, calls
 
 
-def _floor(alias: str, target_calls: int, batch: int, max_seconds: float) -> dict[str, Any]:
-    """Insert the same rows with bare executemany into fresh tables; return calls/s.
+def _floor(
+    alias: str, target_calls: int, batch: int, max_seconds: float, copy: bool = False
+) -> dict[str, Any]:
+    """Insert the same rows with bare executemany (or COPY) into fresh tables; return calls/s.
 
-    Only the database work is timed (executemany and commit); building each batch is not.
+    Only the database work is timed (the inserts and commit); building each batch is not.
     """
     from django.db import connections, transaction
 
-    from collector import storage
+    from collector import bulk, storage
 
     conn = connections[alias]
     rows = _FloorRows(alias, batch)
@@ -242,8 +247,14 @@ def _floor(alias: str, target_calls: int, batch: int, max_seconds: float) -> dic
             events, calls = rows.batch(rep)
             start = time.perf_counter()
             with transaction.atomic(using=alias), conn.cursor() as cursor:
-                cursor.executemany(ev_sql, events)
-                cursor.executemany(call_sql, calls)
+                if copy:
+                    table = floor_event._meta.db_table
+                    bulk.insert_rows(conn, cursor, table, storage._EVENT_COLS, events)
+                    table = floor_call._meta.db_table
+                    bulk.insert_rows(conn, cursor, table, storage._CALL_COLS, calls)
+                else:
+                    cursor.executemany(ev_sql, events)
+                    cursor.executemany(call_sql, calls)
             elapsed += time.perf_counter() - start
             inserted += len(calls)
             rep += 1
@@ -274,6 +285,11 @@ def _database(label: str, alias: str, seconds: float, steady: float) -> list[dic
         got = _throughput(alias, seconds)
         batch = int(get_config()["BATCH_SIZE"])
         floor = _floor(alias, got["calls_stored"], batch, max_seconds=max(seconds, 2.0))
+        copy_floor = (
+            _floor(alias, got["calls_stored"], batch, max_seconds=max(seconds, 2.0), copy=True)
+            if alias != "default"
+            else None
+        )
         cpu = _cpu_share(steady)
     lost = got["calls_sent"] - got["calls_stored"]
     ratio = got["calls_per_s"] / floor["calls_per_s"]
@@ -295,6 +311,21 @@ def _database(label: str, alias: str, seconds: float, steady: float) -> list[dic
             ratio >= BUDGET_FLOOR,
             ratio=round(ratio, 3),
             floor=floor,
+        ),
+        *(
+            [
+                row(
+                    "ingest",
+                    f"{label}: vs bare COPY (the writer's own method there)",
+                    f"{got['calls_per_s'] / copy_floor['calls_per_s']:.2f}x "
+                    f"({copy_floor['calls_per_s']:,}/s)",
+                    f">= {BUDGET_FLOOR:.2f}x",
+                    got["calls_per_s"] / copy_floor["calls_per_s"] >= BUDGET_FLOOR,
+                    floor=copy_floor,
+                )
+            ]
+            if copy_floor
+            else []
         ),
         row(
             "ingest",
