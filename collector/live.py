@@ -10,14 +10,20 @@ hold the writer for long: each send waits at most ``PUBLISH_TIMEOUT`` seconds an
 after that, and after a failure (Redis down or unreachable) the layer is not tried again for a
 growing pause (``RETRY_DELAYS``), so an outage costs the writer almost nothing. The first send
 after the pause that works puts the process back online.
+
+Every batch is numbered (``numbered``): this process's publisher id, the number of its first
+event and how many events it stands for. A batch the layer drops (a full channel, an expired
+message, an outage) leaves a gap that the dashboard counts as events dropped upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
@@ -28,6 +34,7 @@ __all__ = [
     "PUBLISH_TIMEOUT",
     "LayerOffline",
     "health",
+    "numbered",
     "publish",
     "register_loop",
 ]
@@ -37,6 +44,9 @@ PUBLISH_TIMEOUT = 0.5
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # pause after 1, 2, 3, 4+ consecutive failures
 
 _server_loop: asyncio.AbstractEventLoop | None = None
+_origin = ""
+_next_event = 0
+_number_lock = threading.Lock()
 _own_loop: asyncio.AbstractEventLoop | None = None
 _own_thread: threading.Thread | None = None
 _own_lock = threading.Lock()
@@ -86,6 +96,23 @@ def health() -> dict[str, Any]:
     figures = asdict(_health)
     figures["retry_in"] = max(0.0, figures.pop("retry_at") - time.monotonic())
     return figures
+
+
+def _new_origin() -> str:
+    """Return an id for this process's publisher (host, pid and a random part)."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def numbered(message: dict[str, Any], count: int) -> dict[str, Any]:
+    """Return ``message`` stamped with this publisher's id, its first event's number and
+    ``count``, the events it stands for (sent and skipped); the next batch starts after them."""
+    global _next_event, _origin
+    with _number_lock:
+        if not _origin:
+            _origin = _new_origin()
+        seq, _next_event = _next_event, _next_event + count
+        origin = _origin
+    return {**message, "origin": origin, "seq": seq, "count": count}
 
 
 def register_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -158,8 +185,10 @@ def publish(message: dict[str, Any], timeout: float = PUBLISH_TIMEOUT) -> bool:
 def _after_fork_in_child() -> None:
     """A forked child has neither the parent's server loop nor its publisher thread."""
     global _server_loop, _own_loop, _own_thread, _own_lock, _health
+    global _origin, _next_event, _number_lock
     _server_loop = _own_loop = _own_thread = None
     _own_lock = threading.Lock()
+    _origin, _next_event, _number_lock = "", 0, threading.Lock()
     _health = _Health()
 
 

@@ -351,7 +351,7 @@ class LiveSink(Sink):
             "skipped": len(events) - len(newest),
         }
         try:
-            live.publish(message)
+            live.publish(live.numbered(message, len(events)))
         except live.LayerOffline:
             self.online = False
             runtime.count("live_skipped", len(events))

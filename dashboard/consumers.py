@@ -29,61 +29,73 @@ MAX_INCOMING = 8 * 1024
 
 
 class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """Joins the events group, keeps what the client's filters match, sends a few frames a second.
+    """Takes the process's shared batches, keeps what the client's filters match, sends at most
+    ``1 / frame_interval`` frames a second.
 
     Client frames (JSON objects; htmx's hx-ws:send adds form values and "headers"):
     {"action": "filters", "signal": ..., "sender": ..., "receiver": ..., "outcome": ...,
     "host": ..., "pid": ...},
     {"action": "pause"}, {"action": "resume"}, {"action": "toggle"}.
 
-    When the channel layer fails (Redis down), the page is told the live feed is offline, the
-    connection stays up, and the group is re-joined every ``layer_retry`` seconds until it
-    works again; then the page is told and the events stored meanwhile are backfilled.
+    The consumer does not join the events group itself: this event loop's ``relay.Hub`` does,
+    once for all of them, and puts each batch in every consumer's inbox (which Channels reads in
+    place of the consumer's own channel). When the channel layer fails (Redis down), the hub says
+    "layer.down": the page is told the live feed is offline and the connection stays up; the hub
+    re-joins every ``layer_retry`` seconds and says "layer.up", then the page is told and the
+    events stored meanwhile are backfilled.
     """
 
-    frame_interval = 0.25  # seconds between frames: at most four a second per client
-    rejoin_interval = 600.0  # group membership expires (a day in channels); renew it often
+    frame_interval = 0.1  # seconds between frames: at most ten a second per client
+    rejoin_interval = 600.0  # group membership expires (a day in channels); the hub renews it
     layer_retry = 1.0  # seconds between re-join attempts while the channel layer is down
     backfill = 50  # stored events shown on connect and after a filter change
     max_rows = 200
+    max_inbox = 200  # group messages waiting for this client; beyond, their events are skipped
 
     state: FeedState
     _flusher: asyncio.Task[None] | None = None
-    _joined_at = 0.0
+    _hub: relay.Hub | None = None
+    _inbox: asyncio.Queue[dict[str, Any]] | None = None
     _last_frame = 0.0
     _loading = False
     _layer_down = False
-    _receive_failed = False
     _relayed = False
     _wake: asyncio.Event
-    _layer_receive: Callable[[], Awaitable[dict[str, Any]]]
 
     # Channels assigns ``channel_receive`` (the layer's receive for this consumer's channel) in
-    # AsyncConsumer.__call__ and waits on it; a layer error there would end the consumer and
-    # close the websocket. Keep the layer's function and hand Channels a guarded one instead.
+    # AsyncConsumer.__call__ and waits on it. Nothing is sent to that channel: the hub delivers
+    # into the inbox, so hand Channels the inbox instead and never wait on the layer.
     @property
     def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
-        """Return the guarded receive that Channels waits on."""
-        return self._guarded_receive
+        """Return the inbox's receive, which Channels waits on."""
+        return self._inbox_receive
 
     @channel_receive.setter
     def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        self._layer_receive = receive
+        """Ignore the layer's receive (see above)."""
 
-    async def _guarded_receive(self) -> dict[str, Any]:
-        """Receive from the layer; a failure becomes a "layer.down" message instead of a crash."""
-        try:
-            message = await self._layer_receive()
-        except Exception as exc:  # the layer (Redis) is unreachable
-            if self._receive_failed:
-                await asyncio.sleep(self.layer_retry)  # failing again: do not spin
-            self._receive_failed = True
-            return {"type": "layer.down", "error": f"{type(exc).__name__}: {exc}"[:200]}
-        self._receive_failed = False
-        return message
+    def _queue(self) -> asyncio.Queue[dict[str, Any]]:
+        """Return the inbox, created on first use."""
+        if self._inbox is None:
+            self._inbox = asyncio.Queue()
+        return self._inbox
+
+    async def _inbox_receive(self) -> dict[str, Any]:
+        """Wait for the next message the hub delivered."""
+        return await self._queue().get()
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Take a message from the hub without waiting; a batch with no room is counted."""
+        inbox = self._queue()
+        if inbox.qsize() >= self.max_inbox and message.get("type") == "events.batch":
+            if hasattr(self, "state"):
+                self.state.count_dropped(message)
+                self._wake.set()
+            return
+        inbox.put_nowait(message)
 
     async def connect(self) -> None:
-        """Accept staff only (others get close code 4403), then join the group and backfill."""
+        """Accept staff only (others get close code 4403), then subscribe and backfill."""
         user = self.scope.get("user")
         if not await database_sync_to_async(user_has_access)(user):
             await self.accept()
@@ -93,11 +105,17 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         filters, errors = FeedFilters.parse(_query(self.scope))
         self.state = FeedState(filters, max_rows=self.max_rows)
         self._wake = asyncio.Event()
+        if self.channel_layer is not None:  # before accepting: no batch is missed after it
+            self._hub = await relay.subscribe(
+                self, self.channel_layer, retry=self.layer_retry, rejoin=self.rejoin_interval
+            )
         await self.accept()
-        try:
-            await self._join()
-        except Exception as exc:  # the layer is down: say so, keep the socket, retry joining
-            await self.layer_down({"error": f"{type(exc).__name__}: {exc}"[:200]})
+        if self.channel_layer is None:
+            await self.send(
+                fragments.error_message(
+                    "No channel layer is configured: the feed cannot receive live events."
+                )
+            )
         self._relayed = relay.acquire(self.channel_layer)
         for error in errors:
             await self.send(fragments.error_message(error))
@@ -106,7 +124,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self._flusher = asyncio.create_task(self._flush_loop())
 
     async def disconnect(self, code: int) -> None:
-        """Stop the flush task and leave the group."""
+        """Stop the flush task and leave the hub (and the relay)."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -114,9 +132,9 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if self._relayed:
             self._relayed = False
             await relay.release()
-        if self.channel_layer is not None and self._joined_at and not self._layer_down:
-            with contextlib.suppress(Exception):  # membership expires on its own anyway
-                await self.channel_layer.group_discard(GROUP, self.channel_name)
+        if self._hub is not None:
+            self._hub = None
+            await relay.unsubscribe(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Decode a client frame; anything malformed gets an error frame, never a disconnect."""
@@ -151,17 +169,16 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.send(fragments.error_message(f"Unknown action {str(action)[:40]!r}."))
 
     async def events_batch(self, message: dict[str, Any]) -> None:
-        """Group message from the collector's live sink: buffer it and wake the frame task."""
+        """A batch from the hub: buffer what matches and wake the frame task."""
         if hasattr(self, "state"):
             self.state.add_batch(message)
             self._wake.set()
 
     async def layer_down(self, message: dict[str, Any]) -> None:
-        """The channel layer failed: tell the page (once) and let the frame task retry joining."""
+        """The channel layer failed: tell the page (once per outage)."""
         if not hasattr(self, "state") or self._layer_down:
             return
         self._layer_down = True
-        logger.warning("live feed: channel layer unreachable: %s", message.get("error", ""))
         await self.send(
             _connection_message(
                 "offline",
@@ -169,18 +186,15 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 "being stored; the feed resumes by itself when the layer is back.",
             )
         )
-        self._wake.set()
 
-    async def _layer_back(self) -> None:
-        """Re-join the group; when that works, tell the page and backfill what was missed."""
-        try:
-            await self._join()
-        except Exception:
+    async def layer_up(self, message: dict[str, Any]) -> None:
+        """The hub joined the group again: tell the page and backfill what was missed."""
+        if not hasattr(self, "state") or not self._layer_down:
             return
         self._layer_down = False
-        logger.info("live feed: channel layer reachable again")
         await self.send(_connection_message("live", "Connected"))
         await self._load_backfill()
+        self._wake.set()
 
     async def _change_filters(self, content: dict[str, Any]) -> None:
         """Switch filters: clear the page, report bad values, backfill the new selection."""
@@ -205,31 +219,17 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def _flush_loop(self) -> None:
         """Send a frame when events arrive, at most one per interval (the first one at once,
-        so a quiet feed shows an event without waiting); renew the group membership now and then.
-        """
+        so a quiet feed shows an event without waiting)."""
         while True:
-            timeout = self.layer_retry if self._layer_down else self.rejoin_interval
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            await self._wake.wait()
             delay = self._last_frame + self.frame_interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)  # what arrives meanwhile joins this frame
             self._wake.clear()
             try:
-                await self._keep_joined()
                 await self._flush()
             except Exception:
                 logger.exception("live feed frame failed")
-
-    async def _keep_joined(self) -> None:
-        """Re-join after an outage, or renew the membership before it expires."""
-        if self._layer_down:
-            await self._layer_back()
-        elif time.monotonic() - self._joined_at > self.rejoin_interval:
-            try:
-                await self._join()
-            except Exception as exc:
-                await self.layer_down({"error": f"{type(exc).__name__}: {exc}"[:200]})
 
     async def _flush(self) -> None:
         """Send the pending frame, if any."""
@@ -239,19 +239,6 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if frame is not None:
             await self.send(fragments.feed_message(self.state, frame))
             self._last_frame = time.monotonic()
-
-    async def _join(self) -> None:
-        """Join (or re-join, refreshing the expiry of) the events group."""
-        if self.channel_layer is None:
-            await self.send(
-                fragments.error_message(
-                    "No channel layer is configured: the feed cannot receive live events."
-                )
-            )
-            self._joined_at = time.monotonic()
-            return
-        await self.channel_layer.group_add(GROUP, self.channel_name)
-        self._joined_at = time.monotonic()
 
 
 def _connection_message(state: str, text: str) -> str:

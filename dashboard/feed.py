@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-__all__ = ["FILTER_KEYS", "Frame", "FeedFilters", "FeedState", "feed_row"]
+__all__ = ["FILTER_KEYS", "Frame", "FeedFilters", "FeedState", "SharedEvent", "feed_row"]
 
 FILTER_KEYS = ("signal", "sender", "receiver", "outcome", "host", "pid")
 OUTCOMES = ("", "ok", "error")
@@ -110,8 +110,35 @@ def _clean(key: str, raw: Any) -> tuple[str, str]:
     return value, ""
 
 
+class SharedEvent(dict[str, Any]):
+    """A live event handed to every consumer of the process as the same object, never changed.
+
+    Its row (the template context, which also caches the row's rendered HTML) is built by the
+    first consumer that shows it and reused by the others.
+    """
+
+    __slots__ = ("row",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Copy the event; no row yet."""
+        super().__init__(*args, **kwargs)
+        self.row: dict[str, Any] | None = None
+
+
 def feed_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Return the template context of one feed row, or None for an event without a valid id."""
+    """Return the template context of one feed row, or None for an event without a valid id.
+
+    For a ``SharedEvent`` the row is built once and the same dict is returned every time.
+    """
+    if isinstance(event, SharedEvent):
+        if event.row is None:
+            event.row = _build_row(event)
+        return event.row
+    return _build_row(event)
+
+
+def _build_row(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Build the template context of one feed row (see ``feed_row``)."""
     try:
         event_id = int(event["id"])
         when = datetime.fromtimestamp(float(event.get("timestamp") or 0), tz=timezone.utc)
@@ -236,6 +263,18 @@ class FeedState:
             if isinstance(event, Mapping) and self.filters.matches(event):
                 self._queue(event)
 
+    def count_dropped(self, message: Mapping[str, Any]) -> None:
+        """Count the matching events of a batch this client had no room to take as skipped."""
+        upstream = message.get("skipped")
+        if isinstance(upstream, int) and upstream > 0:
+            self.skipped_upstream += upstream
+        events = message.get("events")
+        for event in events if isinstance(events, list) else []:
+            if isinstance(event, Mapping) and self.filters.matches(event):
+                self.matched += 1
+                self.skipped += 1
+        self.status_dirty = True
+
     def add_backfill(self, events: list[dict[str, Any]]) -> None:
         """Queue stored events (oldest first) to be shown, without counting them as live."""
         self.pending.extendleft(reversed(events[-self.per_frame :]))
@@ -250,7 +289,7 @@ class FeedState:
         if len(self.pending) >= self.max_pending:
             self.pending.popleft()
             self.skipped += 1
-        self.pending.append(dict(event))
+        self.pending.append(event if isinstance(event, SharedEvent) else dict(event))
 
     def take_frame(self) -> Frame | None:
         """Return the next frame (at most ``per_frame`` rows), or None when nothing changed."""

@@ -1,10 +1,20 @@
-"""Relay events stored by other processes to this server's in-memory channel layer.
+"""Relay live events to this server's feed consumers: one group member per process, and other
+processes' stored events to the in-memory channel layer.
 
-With the in-memory layer (the zero-setup default) only this process's own events reach the
-live-feed group: ``make run``'s demo_traffic, a shell or any other process only writes them to
-the shared database. So while at least one live-feed client is connected, one task per server
-process reads what *other* processes stored in the last few seconds (newest first, bounded,
-deduplicated by id, through the timestamp index) and sends it to the group as one
+``Hub``: the consumers of one event loop do not join the events group themselves. One hub joins
+it with a channel of its own, receives each batch once (one copy in the in-memory layer, one
+message to deserialise from Redis, instead of one per viewer), turns the events into
+``SharedEvent`` objects (so a row is built and rendered once for every viewer of the process)
+and puts the batch in each consumer's inbox. It renews the membership, notices a failing layer
+(``layer.down`` to every consumer, retried every ``retry`` seconds, then ``layer.up``) and counts
+the events of batches the layer dropped (a full or expired channel): the collector's LiveSink
+numbers its events, a gap is added to the batch's ``skipped`` and shown as "dropped upstream".
+
+``Relay``: with the in-memory layer (the zero-setup default) only this process's own events
+reach the live-feed group: ``make run``'s demo_traffic, a shell or any other process only writes
+them to the shared database. So while at least one live-feed client is connected, one task per
+server process reads what *other* processes stored in the last few seconds (newest first,
+bounded, deduplicated by id, through the timestamp index) and sends it to the group as one
 ``events.batch``, in the collector's LiveSink shape. With channels-redis every process publishes
 its own events and the relay is never started.
 """
@@ -17,16 +27,28 @@ import logging
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 
 from collector.live import GROUP
 from dashboard import selectors
+from dashboard.feed import SharedEvent
 
-__all__ = ["Relay", "acquire", "relay_stats", "release", "this_process", "wanted"]
+__all__ = [
+    "Hub",
+    "Relay",
+    "acquire",
+    "hub_stats",
+    "relay_stats",
+    "release",
+    "subscribe",
+    "this_process",
+    "unsubscribe",
+    "wanted",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -171,3 +193,203 @@ def relay_stats() -> dict[str, Any]:
     for running in _running.values():
         return running.relay.stats.as_dict()
     return _last_stats.as_dict()
+
+
+# ---- the hub: one group member per event loop, fanning batches out to the consumers -----------
+
+
+class Subscriber(Protocol):
+    """What the hub needs of a consumer: a non-blocking inbox for group messages."""
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Take one message ("events.batch", "layer.down" or "layer.up") without waiting."""
+
+
+@dataclass
+class HubStats:
+    """What the hub of this process has done."""
+
+    batches: int = 0
+    events: int = 0
+    lost: int = 0  # events of batches the channel layer dropped (sequence gaps)
+    failures: int = 0
+    members: int = 0
+
+
+@dataclass
+class _Sequence:
+    """The next event number expected from each publishing LiveSink."""
+
+    expected: dict[str, int] = field(default_factory=dict)
+
+    def lost(self, message: dict[str, Any]) -> int:
+        """Return how many events went missing before this batch (0 for unnumbered ones)."""
+        origin, seq, count = message.get("origin"), message.get("seq"), message.get("count")
+        if not isinstance(origin, str) or not isinstance(seq, int) or not isinstance(count, int):
+            return 0
+        expected = self.expected.get(origin)
+        self.expected[origin] = seq + count
+        if len(self.expected) > 1_000:  # many restarted publishers: forget the oldest
+            self.expected.pop(next(iter(self.expected)))
+        return seq - expected if expected is not None and seq > expected else 0
+
+
+class Hub:
+    """Joins the events group once for this event loop and hands every batch to its consumers."""
+
+    def __init__(self, layer: Any, *, retry: float, rejoin: float) -> None:
+        """Serve ``layer``; retry a failed layer every ``retry`` s, renew every ``rejoin`` s."""
+        self.layer = layer
+        self.retry = retry
+        self.rejoin = rejoin
+        self.subscribers: dict[int, Subscriber] = {}
+        self.channel = ""
+        self.down = False
+        self.error = ""
+        self.stats = HubStats()
+        self.sequence = _Sequence()
+        self._started: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Join the group (the first caller; the others wait for it), then start receiving."""
+        if self._started is not None:
+            await self._started.wait()
+            return
+        self._started = asyncio.Event()
+        try:
+            await self._join()
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._renew())]
+        finally:
+            self._started.set()
+
+    async def stop(self) -> None:
+        """Stop receiving and leave the group (best effort: membership expires anyway)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.channel and not self.down:
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(GROUP, self.channel)
+
+    def add(self, subscriber: Subscriber) -> None:
+        """Start handing batches to ``subscriber``; tell it at once if the layer is down."""
+        self.subscribers[id(subscriber)] = subscriber
+        self.stats.members = len(self.subscribers)
+        if self.down:
+            subscriber.deliver({"type": "layer.down", "error": self.error})
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Stop handing batches to ``subscriber``."""
+        self.subscribers.pop(id(subscriber), None)
+        self.stats.members = len(self.subscribers)
+
+    async def _join(self) -> bool:
+        """(Re-)join the group; a failure marks the layer down. Return True when joined."""
+        try:
+            if not self.channel:
+                self.channel = await self.layer.new_channel()
+            await self.layer.group_add(GROUP, self.channel)
+        except Exception as exc:  # the layer (Redis) is unreachable
+            self._went_down(exc)
+            return False
+        if self.down:
+            self.down = False
+            logger.info("live feed: channel layer reachable again")
+            self._broadcast({"type": "layer.up"})
+        return True
+
+    def _went_down(self, exc: BaseException) -> None:
+        """Record a layer failure and tell every consumer (once per outage)."""
+        self.stats.failures += 1
+        self.error = f"{type(exc).__name__}: {exc}"[:200]
+        if not self.down:
+            self.down = True
+            logger.warning("live feed: channel layer unreachable: %s", self.error)
+            self._broadcast({"type": "layer.down", "error": self.error})
+
+    async def _receive_loop(self) -> None:
+        """Receive batches and fan them out; while the layer is down, retry joining."""
+        while True:
+            if self.down:
+                await asyncio.sleep(self.retry)
+                await self._join()
+                continue
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception as exc:
+                self._went_down(exc)
+                continue
+            try:
+                self.dispatch(message)
+            except Exception:  # a malformed message must not stop the feed
+                logger.exception("live feed: could not hand out a batch")
+
+    async def _renew(self) -> None:
+        """Re-join every ``rejoin`` seconds: group membership expires (a day in channels)."""
+        while True:
+            await asyncio.sleep(self.rejoin)
+            if not self.down:
+                await self._join()
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Share one batch with every consumer: events become ``SharedEvent``, gaps are counted."""
+        if message.get("type") != "events.batch":
+            return
+        events = message.get("events")
+        items = events if isinstance(events, list) else []
+        shared = [SharedEvent(event) for event in items if isinstance(event, dict)]
+        lost = self.sequence.lost(message)
+        upstream = message.get("skipped")
+        skipped = (upstream if isinstance(upstream, int) and upstream > 0 else 0) + lost
+        self.stats.batches += 1
+        self.stats.events += len(shared)
+        self.stats.lost += lost
+        self._broadcast({"type": "events.batch", "events": shared, "skipped": skipped})
+
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        """Hand one message to every consumer (the same object: consumers never change it)."""
+        for subscriber in list(self.subscribers.values()):
+            subscriber.deliver(message)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+_last_hub_stats = HubStats()
+
+
+async def subscribe(subscriber: Subscriber, layer: Any, *, retry: float, rejoin: float) -> Hub:
+    """Add a consumer to this loop's hub for ``layer`` (started, and joined if it can be)."""
+    loop = asyncio.get_running_loop()
+    for old in [other for other in _hubs if other.is_closed()]:
+        del _hubs[old]
+    hub = _hubs.get(loop)
+    if hub is None or hub.layer is not layer:
+        hub = _hubs[loop] = Hub(layer, retry=retry, rejoin=rejoin)
+    hub.add(subscriber)
+    await hub.start()
+    return hub
+
+
+async def unsubscribe(subscriber: Subscriber) -> None:
+    """Remove a consumer; the hub of its loop stops with the last one."""
+    global _last_hub_stats
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        return
+    hub.remove(subscriber)
+    if hub.subscribers:
+        return
+    del _hubs[loop]
+    _last_hub_stats = hub.stats
+    await hub.stop()
+
+
+def hub_stats() -> dict[str, Any]:
+    """Return the figures of this process's hub (or of the last one)."""
+    for hub in _hubs.values():
+        return asdict(hub.stats)
+    return asdict(_last_hub_stats)

@@ -367,3 +367,85 @@ def test_frames_are_json_with_content() -> None:
     assert frame is not None
     decoded = json.loads(fragments.feed_message(state, frame))
     assert decoded["type"] == "feed" and "content" in decoded and "target" not in decoded
+
+
+def test_rows_built_in_python_match_the_templates() -> None:
+    from django.template.loader import render_to_string
+
+    from dashboard import fragments
+    from dashboard.feed import FeedFilters, FeedState, feed_row
+
+    odd = "<img src=x onerror=alert('1')>&\" x/y?z=1"
+    plain = live_event(1)
+    bare = {**live_event(2), "calls": [], "receiver_count": 0, "kwargs": {}}
+    hostile = live_event(3, sender=odd, signal=odd, receiver=odd, failed=True)
+    hostile.update(host=odd, pid=odd, method=odd, request_path=odd, parent_id=9)
+    hostile["kwargs"] = {"note": odd}
+    hostile["calls"][0].update(index=None, is_async=True, duration_ns=None, exc_message=odd)
+    slow = {**live_event(4), "timestamp": 0, "duration_ns": 3_000_000_000}
+    events = [plain, bare, hostile, slow]
+    for event in events:
+        row = feed_row(event)
+        assert row is not None
+        assert fragments.row_html(dict(row)) == render_to_string(
+            fragments.ROW_TEMPLATE, {"row": row}
+        )
+    state = FeedState(FeedFilters(), max_rows=3)
+    state.add_batch({"events": events[:2]})
+    first = state.take_frame()
+    state.add_batch({"events": events[2:], "skipped": 2})
+    second = state.take_frame()
+    assert first is not None and first.reset
+    assert second is not None and second.evicted == [1] and len(second.rows) == 2
+    for frame in (first, second):
+        context = {"frame": frame, "status": state.status()}
+        expected = render_to_string(fragments.FRAME_TEMPLATE, context)
+        assert json.loads(fragments.feed_message(state, frame))["content"] == expected
+        assert odd not in expected
+
+
+async def test_one_group_member_serves_every_viewer_and_renders_each_row_once(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import fragments
+
+    rendered: list[int] = []
+    real = fragments._render_row
+
+    def counting(row: dict[str, Any]) -> str:
+        rendered.append(row["id"])
+        return real(row)
+
+    monkeypatch.setattr(fragments, "_render_row", counting)
+    comms = [await connect() for _ in range(3)]
+    for comm in comms:
+        await comm.receive_json_from(timeout=3)
+    assert len(get_channel_layer().groups[GROUP]) == 1  # the hub, not one member per viewer
+    await publish(live_event(1), live_event(2))
+    for comm in comms:
+        await frames_until(comm, has_row(2))
+    assert sorted(rendered) == [1, 2]
+
+
+async def test_batches_the_layer_dropped_are_counted_as_dropped_upstream(connect: Any) -> None:
+    comm = await connect()
+    await comm.receive_json_from(timeout=3)
+    layer = get_channel_layer()
+    base = {"type": "events.batch", "origin": "web-1:7:ab", "skipped": 0}
+    await layer.group_send(GROUP, {**base, "events": [live_event(1)], "seq": 100, "count": 1})
+    # events 101-140 were in batches the layer dropped (a full or expired channel)
+    await layer.group_send(GROUP, {**base, "events": [live_event(2)], "seq": 141, "count": 1})
+    frames = await frames_until(comm, lambda f: "dropped upstream" in f["content"])
+    assert "<b>40</b> dropped upstream" in frames[-1]["content"]
+
+
+async def test_a_viewer_that_cannot_keep_up_counts_what_it_missed(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(LiveFeedConsumer, "max_inbox", 0)  # no room at all
+    comm = await connect()
+    await comm.receive_json_from(timeout=3)
+    await publish(live_event(1), live_event(2), live_event(3, signal="app.signals.pong"))
+    frames = await frames_until(comm, lambda f: "skipped (rate)" in f["content"])
+    assert "<b>3</b> skipped (rate)" in frames[-1]["content"]
+    assert not any(has_row(1)(f) for f in frames)

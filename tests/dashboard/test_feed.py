@@ -176,3 +176,27 @@ def test_feed_row_caps_text_and_marks_outcome() -> None:
     assert len(row["calls"][0]["exc_message"]) <= 301
     assert len(row["kwargs_text"]) <= 801
     assert feed_row({"id": 1, "receiver_count": 0})["outcome"] == "unheard"  # type: ignore[index]
+
+
+def test_a_shared_event_builds_its_row_once() -> None:
+    from dashboard.feed import SharedEvent
+
+    shared = SharedEvent(event(1))
+    row = feed_row(shared)
+    assert row is not None and feed_row(shared) is row
+    one, two = FeedState(FeedFilters()), FeedState(FeedFilters())
+    for state in (one, two):
+        state.add_batch({"events": [shared]})
+    frames = [one.take_frame(), two.take_frame()]
+    assert all(frame is not None and frame.rows[0] is row for frame in frames)
+    assert feed_row(event(1)) == row and feed_row(event(1)) is not row  # plain dicts: fresh
+
+
+def test_a_batch_with_no_room_is_counted_not_shown() -> None:
+    state = FeedState(FeedFilters(signal="app.signals.ping"))
+    state.take_frame()
+    state.count_dropped({"events": [event(1), event(2, signal="x"), "junk"], "skipped": 4})
+    frame = state.take_frame()
+    assert frame is not None and frame.rows == []
+    status = state.status()
+    assert (status["matched"], status["skipped"], status["skipped_upstream"]) == (1, 1, 4)

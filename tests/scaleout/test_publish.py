@@ -4,6 +4,7 @@ or hangs, never holds the caller (the collector's writer) longer than its timeou
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -127,3 +128,11 @@ def test_in_memory_layer_without_a_server_loop_is_not_an_error(
         assert live.publish(MESSAGE) is False
     with override_settings(CHANNEL_LAYERS={}):
         assert live.publish(MESSAGE) is False
+
+
+def test_batches_are_numbered_so_the_dashboard_can_count_gaps() -> None:
+    first = live.numbered(dict(MESSAGE), 3)
+    second = live.numbered(dict(MESSAGE), 2)
+    assert first["origin"] == second["origin"] and str(os.getpid()) in first["origin"]
+    assert second["seq"] == first["seq"] + 3 and (first["count"], second["count"]) == (3, 2)
+    assert "origin" not in MESSAGE  # the caller's message is not changed
