@@ -34,10 +34,13 @@ from bench._data import row
 
 BUDGET_MS = 150.0
 DAYS = 7
-GEN_VERSION = "1"
+GEN_VERSION = "2"
 MAX_AGE_S = 24 * 3600
 SLOW_S = 2.0  # a page slower than this is timed once (it misses the budget by 13x anyway)
-TABLES = ("event", "receivercall", "receiverstat", "signalcount")
+TABLES = (
+    "event", "receivercall", "receiverstat", "signalcount", "receiverrollup", "signalrollup",
+    "failurerollup",
+)  # fmt: skip
 SIZES = {"tiny": 5_000, "quick": 200_000, "full": 10_000_000}
 
 # ---- the catalogue: signals, senders, receivers -------------------------------------------------
@@ -319,6 +322,14 @@ class _Writer:
         "signalcount": "INSERT INTO signals_collector_signalcount "
         "(minute, signal, events, unheard) "
         "VALUES (?,?,?,?)",
+        "receiverrollup": "INSERT INTO signals_collector_receiverrollup (grain, start, signal, "
+        "sender, receiver, octave, calls, failures, total_ns, max_ns, last_failure, "
+        + ", ".join(f"b{i}" for i in range(16)) + ") VALUES (" + ",".join("?" * 27) + ")",
+        "signalrollup": "INSERT INTO signals_collector_signalrollup (grain, start, signal, "
+        "events, unheard) VALUES (?,?,?,?,?)",
+        "failurerollup": "INSERT INTO signals_collector_failurerollup (grain, start, group_key, "
+        "signal, sender, receiver, exc_type, location, failures, first_seen, last_seen, "
+        "latest_event, latest_index, latest_message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     }
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -339,6 +350,67 @@ class _Writer:
                 self.conn.executemany(self.SQL[table], rows)
                 self.counts[table] += len(rows)
                 rows.clear()
+
+
+def _slot_text(ts: float) -> str:
+    """Return a slot start as Django's SQLite backend stores an aware datetime (naive UTC)."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _Slots:
+    """Folds each generated minute into the 10-minute, hour and day rollups, exactly as the
+    collector's writer does (``collector.rollups``), writing each slot once it is complete."""
+
+    def __init__(self, out: _Writer) -> None:
+        """Start with no open slots."""
+        from collector import rollups
+
+        self.rollups = rollups
+        self.out = out
+        self.timings: dict[tuple[Any, ...], list[Any]] = {}
+        self.counts: dict[tuple[Any, ...], list[int]] = {}
+        self.failures = rollups.FailureFold()
+
+    def add_minute(self, minute: float, stats: dict[tuple[Any, ...], list[int]],
+                   counts: dict[str, list[int]]) -> None:  # fmt: skip
+        """Fold one minute's timing and count rows in."""
+        self._close(minute)
+        timed = self.rollups.fold_stats({(minute, *k): v for k, v in stats.items()})
+        for key, add in timed.items():
+            acc = self.timings.get(key)
+            if acc is None:
+                self.timings[key] = add
+                continue
+            acc[0], acc[1], acc[2] = acc[0] + add[0], acc[1] + add[1], acc[2] + add[2]
+            acc[3] = max(acc[3], add[3])
+            if add[4] is not None and (acc[4] is None or add[4] > acc[4]):
+                acc[4] = add[4]
+            for i in range(5, len(add)):
+                acc[i] += add[i]
+        folded = self.rollups.fold_counts({(minute, k): v for k, v in counts.items()})
+        for key, add in folded.items():
+            acc = self.counts.setdefault(key, [0, 0])
+            acc[0] += add[0]
+            acc[1] += add[1]
+
+    def _close(self, now: float) -> None:
+        """Write the slots that ended at or before ``now``."""
+        done = [k for k in self.timings if k[1] + k[0] <= now]
+        for key in sorted(done):
+            row = self.timings.pop(key)
+            last = None if row[4] is None else _slot_text(row[4])
+            self.out.rows["receiverrollup"].append(
+                (key[0], _slot_text(key[1]), *key[2:], *row[:4], last, *row[5:])
+            )
+        for key in sorted(k for k in self.counts if k[1] + k[0] <= now):
+            self.out.rows["signalrollup"].append(
+                (key[0], _slot_text(key[1]), key[2], *self.counts.pop(key))
+            )
+
+    def finish(self) -> None:
+        """Write every open slot and the failure rollups."""
+        self._close(float("inf"))
+        self.out.rows["failurerollup"].extend(self.failures.values(_slot_text))
 
 
 def _minutes(end: datetime) -> list[tuple[datetime, float]]:
@@ -364,6 +436,7 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
     tokens = [(rng.getrandbits(31) << 32, 4100 + i) for i in range(4)]
     seq = [0] * len(tokens)
     out = _Writer(conn)
+    slots = _Slots(out)
     paths = [f"/orders/{i}/" for i in range(12)] + ["/cart/", "/checkout/", "/api/stock/", ""]
     for minute, factor in minutes:
         sends = _round(rng, scale * factor)
@@ -371,6 +444,7 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
             continue
         prefix = minute.strftime("%Y-%m-%d %H:%M")
         minute_text = prefix + ":00"
+        minute_unix = minute.timestamp()
         stats: dict[tuple[str, str, str, int], list[int]] = {}
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         offsets = sorted(rng.random() * 60 for _ in range(sends))
@@ -387,6 +461,11 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
                 if receiver.fail and rng.random() < receiver.fail:
                     exc, message, location, tb = rng.choice(receiver.errors)
                     text = message.format(n=rng.randint(1, 40))
+                    slots.failures.add(
+                        minute_unix + int(offset) + int(offset % 1 * 1e6) / 1e6, ts,
+                        (kind.signal, kind.sender, receiver.name, exc, location),
+                        event_id, index, text[:200],
+                    )  # fmt: skip
                     out.rows["receivercall"].append(
                         (
                             event_id,
@@ -464,7 +543,9 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
                 counts[kind.signal][1] += n
         out.rows["receiverstat"].extend((minute_text, *key, *agg) for key, agg in stats.items())
         out.rows["signalcount"].extend((minute_text, s, *c) for s, c in counts.items())
+        slots.add_minute(minute_unix, stats, counts)
         out.maybe_flush()
+    slots.finish()
     out.flush()
     return out.counts
 
@@ -479,10 +560,14 @@ def _round(rng: random.Random, x: float) -> int:
 
 
 def _schema_key() -> str:
-    """Return a short hash of the collector's migrations and this generator's version."""
+    """Return a short hash of the collector's migrations, its rollup folding and this
+    generator's version."""
     digest = hashlib.sha1(GEN_VERSION.encode())
     for path in sorted((_data.ROOT / "collector" / "migrations").glob("*.py")):
         digest.update(path.read_bytes())
+    from collector import rollups  # how the slots fold
+
+    digest.update(repr((rollups.GRAINS, rollups.BUCKETS_PER_ROW, rollups.MESSAGE_CHARS)).encode())
     return digest.hexdigest()[:10]
 
 
@@ -537,6 +622,8 @@ def _build(path: Path, calls: int) -> dict[str, Any]:
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f'DROP INDEX "{name}"')
+    for table in TABLES:  # what the collector recorded of the migrate run itself
+        conn.execute(f"DELETE FROM signals_collector_{table}")
     conn.execute("BEGIN")
     counts = _generate(conn, calls)
     conn.execute("COMMIT")

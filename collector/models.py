@@ -1,4 +1,5 @@
-"""Stored events, receiver calls and per-minute timing rollups."""
+"""Stored events, receiver calls, and the rollups the dashboard reads: per minute and per slot
+(10 minutes, an hour, a day) of timings, signal counts and failure groups."""
 
 from __future__ import annotations
 
@@ -67,13 +68,21 @@ class ReceiverCall(models.Model):
     class Meta:
         ordering = ["-timestamp", "-id"]
         indexes = [
-            models.Index(fields=["outcome", "-timestamp"], name="sigmon_call_out_ts"),
+            # Failures only (a few percent of the rows, so the writer barely pays for them);
+            # a query uses them only when it filters outcome='error' itself.
             models.Index(
-                fields=["receiver", "exc_type", "location"],
-                condition=models.Q(outcome="error"),
-                name="sigmon_call_fail_group",
+                fields=["-timestamp"], condition=models.Q(outcome="error"), name="sigmon_fail_ts"
             ),
-            models.Index(fields=["receiver", "-timestamp"], name="sigmon_call_rcv_ts"),
+            models.Index(
+                fields=["receiver", "exc_type", "location", "-timestamp"],
+                condition=models.Q(outcome="error"),
+                name="sigmon_fail_group_ts",
+            ),
+            models.Index(
+                fields=["receiver", "-timestamp"],
+                condition=models.Q(outcome="error"),
+                name="sigmon_fail_rcv_ts",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -130,6 +139,120 @@ class SignalCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.signal} @ {self.minute:%H:%M}: {self.events}"
+
+
+class Grain(models.IntegerChoices):
+    """The length of a rollup slot, in seconds; slots start at multiples of it (UTC)."""
+
+    TEN_MINUTES = 600, "10 minutes"
+    HOUR = 3600, "hour"
+    SIX_HOURS = 21600, "6 hours"
+    DAY = 86400, "day"
+
+
+BUCKETS_PER_ROW = 16
+
+
+class ReceiverRollup(models.Model):
+    """Timing of one receiver for one signal and sender over one slot (10 minutes to a day).
+
+    The per-minute ReceiverStat rows summed, with 16 adjacent latency buckets (four doublings)
+    per row in ``b0``..``b15`` (bucket = 16 * ``octave`` + i), so a receiver's histogram for a
+    slot is two or three rows instead of fifteen to twenty-five. Only ever added to.
+    """
+
+    grain = models.IntegerField(choices=Grain.choices)
+    start = models.DateTimeField()
+    signal = models.CharField(max_length=200)
+    sender = models.CharField(max_length=300)
+    receiver = models.CharField(max_length=300)
+    octave = models.SmallIntegerField()
+    calls = models.BigIntegerField(default=0)
+    failures = models.BigIntegerField(default=0)
+    total_ns = models.BigIntegerField(default=0)
+    max_ns = models.BigIntegerField(default=0)
+    # The last minute with a failure in this slot (None: no failure).
+    last_failure = models.DateTimeField(null=True, blank=True)
+    b0 = models.BigIntegerField(default=0)
+    b1 = models.BigIntegerField(default=0)
+    b2 = models.BigIntegerField(default=0)
+    b3 = models.BigIntegerField(default=0)
+    b4 = models.BigIntegerField(default=0)
+    b5 = models.BigIntegerField(default=0)
+    b6 = models.BigIntegerField(default=0)
+    b7 = models.BigIntegerField(default=0)
+    b8 = models.BigIntegerField(default=0)
+    b9 = models.BigIntegerField(default=0)
+    b10 = models.BigIntegerField(default=0)
+    b11 = models.BigIntegerField(default=0)
+    b12 = models.BigIntegerField(default=0)
+    b13 = models.BigIntegerField(default=0)
+    b14 = models.BigIntegerField(default=0)
+    b15 = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "start", "signal", "sender", "receiver", "octave"],
+                name="sigmon_rollup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.receiver} @ {self.start:%Y-%m-%d %H:%M} /{self.grain}s"
+
+
+class SignalRollup(models.Model):
+    """Events per signal (and sends nobody heard) over one slot: SignalCount rows summed."""
+
+    grain = models.IntegerField(choices=Grain.choices)
+    start = models.DateTimeField()
+    signal = models.CharField(max_length=200)
+    events = models.BigIntegerField(default=0)
+    unheard = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "start", "signal"], name="sigmon_sigroll_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signal} @ {self.start:%Y-%m-%d %H:%M} /{self.grain}s: {self.events}"
+
+
+class FailureRollup(models.Model):
+    """Failed calls of one group (signal, sender, receiver, exception type, location) in a slot.
+
+    ``group_key`` is a digest of the group (the five texts can be too long for one index entry);
+    the newest failure's event id, call index and message are kept with ``last_seen``.
+    """
+
+    grain = models.IntegerField(choices=Grain.choices)
+    start = models.DateTimeField()
+    group_key = models.CharField(max_length=40)
+    signal = models.CharField(max_length=200)
+    sender = models.CharField(max_length=300)
+    receiver = models.CharField(max_length=300)
+    exc_type = models.CharField(max_length=200, blank=True, default="")
+    location = models.CharField(max_length=300, blank=True, default="")
+    failures = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    latest_event = models.BigIntegerField()
+    latest_index = models.IntegerField()
+    latest_message = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "start", "group_key"], name="sigmon_failroll_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.receiver} {self.exc_type} @ {self.start:%Y-%m-%d %H:%M}: {self.failures}"
 
 
 class CollectorHealth(models.Model):

@@ -1,5 +1,7 @@
 """Retention: delete events, receiver calls and rollups beyond MAX_AGE_DAYS / MAX_EVENTS.
 
+Rollup slots (10 minutes, hours, days) go once the whole slot is older than the age cutoff.
+
 Deletes run in short transactions of at most PRUNE_BATCH_SIZE rows, oldest first, through the
 timestamp and minute indexes, with plain SQL (no model instances, so no delete signals and
 nothing loaded into memory). ``manage.py signals_prune`` runs a full prune with progress output;
@@ -17,6 +19,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from collector.conf import get_config
+from collector.rollups import GRAINS
 
 __all__ = ["PruneResult", "cutoffs", "maybe_prune", "prune"]
 
@@ -86,21 +89,29 @@ def prune(
         alias=alias, max_age_days=max_age_days, max_events=max_events, now=now
     )
     result.limits = (by_age, by_count)
-    jobs: list[tuple[str, str, datetime, bool]] = []
+    jobs: list[tuple[str, str, datetime, bool, dict[str, Any]]] = []
     if by_age is not None:
-        jobs.append(("Event", "timestamp", by_age, False))
+        jobs.append(("Event", "timestamp", by_age, False, {}))
     if by_count is not None:
-        jobs.append(("Event", "timestamp", by_count, True))
+        jobs.append(("Event", "timestamp", by_count, True, {}))
     if by_age is not None:
         # Receiver calls go with their events (same transaction, through the event_id index).
         jobs += [
-            ("ReceiverStat", "minute", by_age, False),
-            ("SignalCount", "minute", by_age, False),
-            ("CollectorHealth", "updated", by_age, False),
+            ("ReceiverStat", "minute", by_age, False, {}),
+            ("SignalCount", "minute", by_age, False, {}),
+            ("CollectorHealth", "updated", by_age, False, {}),
         ]
-    for model_name, column, cutoff, inclusive in jobs:
+        # A slot goes once all of it is older than the cutoff (through the unique key's
+        # (grain, start) prefix).
+        jobs += [
+            (name, "start", by_age - timedelta(seconds=grain), True, {"grain": grain})
+            for name in ("ReceiverRollup", "SignalRollup", "FailureRollup")
+            for grain in GRAINS
+        ]
+    for model_name, column, cutoff, inclusive, extra in jobs:
         done = _prune_table(
-            alias, model_name, column, cutoff, inclusive, batch_size, deadline, result, progress
+            alias, model_name, column, cutoff, inclusive, batch_size, deadline, result, progress,
+            extra,
         )
         if not done:
             result.complete = False
@@ -118,11 +129,13 @@ def _prune_table(
     deadline: float | None,
     result: PruneResult,
     progress: Progress | None,
+    extra: dict[str, Any] | None = None,
 ) -> bool:
-    """Delete one table's rows beyond ``cutoff`` in batches; return False if time ran out."""
+    """Delete one table's rows beyond ``cutoff`` (and matching ``extra``) in batches; return
+    False if time ran out."""
     model = _model(model_name)
     lookup = f"{column}__lte" if inclusive else f"{column}__lt"
-    old = model.objects.using(alias).filter(**{lookup: cutoff}).order_by(column)
+    old = model.objects.using(alias).filter(**{lookup: cutoff}, **(extra or {})).order_by(column)
     while True:
         if deadline is not None and time.monotonic() > deadline:
             return False

@@ -3,7 +3,8 @@
 Model instances would send pre_init/post_init for every row and cost several times more; the
 tables are the collector's own models, so the SQL stays portable across SQLite and PostgreSQL.
 Rollup rows are only ever incremented (``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``),
-so any number of writer processes can share them.
+so any number of writer processes can share them; the per-minute rows are also folded into the
+10-minute, hour and day slots of ``collector.rollups`` in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from collector import stats
+from collector import bulk, rollups, stats
 from collector.events import EventDict
 
 _EVENT_COLS = (
@@ -117,6 +118,7 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
     event_rows, call_rows = [], []
     stat_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     count_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    failures = rollups.FailureFold()
     for ev in events:
         ts = ev["timestamp"]
         db_ts = adapt(ts)
@@ -138,6 +140,12 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
                 call["exc_type"][:200], call["exc_message"], call["traceback"],
                 call["location"][:300], signal, sender, db_ts,
             ))
+            if failed:
+                failures.add(
+                    ts, db_ts,
+                    (signal, sender, receiver, call["exc_type"][:200], call["location"][:300]),
+                    ev["id"], call["index"], call["exc_message"][: rollups.MESSAGE_CHARS],
+                )  # fmt: skip
             agg = stat_rows[(minute, signal, sender, receiver, bucket_of(took))]
             agg[0] += 1
             agg[1] += failed
@@ -150,9 +158,9 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
     minute_value = {m: adapt(m) for m in {k[0] for k in stat_rows} | {k[0] for k in count_rows}}
     with transaction.atomic(using=alias), conn.cursor() as cursor:
         if event_rows:
-            cursor.executemany(_insert_sql(conn, _table("Event"), _EVENT_COLS), event_rows)
+            bulk.insert_rows(conn, cursor, _table("Event"), _EVENT_COLS, event_rows)
         if call_rows:
-            cursor.executemany(_insert_sql(conn, _table("ReceiverCall"), _CALL_COLS), call_rows)
+            bulk.insert_rows(conn, cursor, _table("ReceiverCall"), _CALL_COLS, call_rows)
         if stat_rows:
             cursor.executemany(
                 _upsert_sql(conn, _table("ReceiverStat"), _STAT_KEY, _STAT_SUMS, "max_ns"),
@@ -163,6 +171,7 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
                 _upsert_sql(conn, _table("SignalCount"), _COUNT_KEY, _COUNT_SUMS, None),
                 sorted((minute_value[k[0]], k[1], *v) for k, v in count_rows.items()),
             )
+        rollups.write(conn, cursor, stats=stat_rows, counts=count_rows, failures=failures)
 
 
 def _now() -> float:

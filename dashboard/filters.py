@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import django_filters
@@ -9,6 +11,7 @@ from django.db.models import QuerySet
 from django.forms import DateTimeInput, NumberInput, TextInput
 
 from collector.models import Outcome, ReceiverCall, ReceiverStat
+from dashboard.selectors import RollupQuery
 from dashboard.windows import WINDOW_CHOICES, WINDOWS, window_start
 
 __all__ = [
@@ -82,9 +85,24 @@ class WindowFilterSet(django_filters.FilterSet):  # type: ignore[misc]
             queryset = queryset.filter(**{f"{self.time_field}__gte": start})
         return queryset
 
+    def valid(self, name: str) -> Any:
+        """Return the cleaned value of filter ``name`` (None when missing or invalid)."""
+        self.form.is_valid()
+        return self.form.cleaned_data.get(name) if name not in self.form.errors else None
+
+    def query(self) -> RollupQuery:
+        """Return the valid filters as a rollup query (window start: the later of the two)."""
+        starts = [t for t in (window_start(self.window), self.valid("start")) if t is not None]
+        text = {
+            name: str(self.valid(name) or "")
+            for name in ("signal", "sender", "receiver", "exc_type")
+            if name in self.filters
+        }
+        return RollupQuery(start=max(starts, default=None), end=self.valid("end"), **text)
+
 
 class ReceiverStatFilter(WindowFilterSet):
-    """Filters the per-minute timing rollups behind the receivers table."""
+    """Filters the timing rollups behind the receivers table (read through ``query()``)."""
 
     time_field = "minute"
 
@@ -138,8 +156,22 @@ class FailureFilter(WindowFilterSet):
         fields = ["signal", "sender", "receiver", "exc_type", "host", "pid", "since"]
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        """Only failed calls."""
+        """Only failed calls (the failure indexes are partial: outcome='error')."""
         return super().filter_queryset(queryset).filter(outcome=Outcome.ERROR)
+
+    def query(self) -> RollupQuery:
+        """Return the valid filters as a rollup query over whole minutes before ``end``."""
+        query = super().query()
+        if query.end is None:
+            return query
+        # Failures end at a moment, not a minute: keep the minutes that end by then.
+        end = query.end.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        return replace(query, end=end)
+
+    @property
+    def by_process(self) -> bool:
+        """Return True when a valid host or pid filter is set (not kept in the rollups)."""
+        return self.valid("host") not in (None, "") or self.valid("pid") is not None
 
 
 def filter_messages(filterset: django_filters.FilterSet) -> list[str]:

@@ -1,8 +1,12 @@
-"""Every query the dashboard makes. Timings come from the per-minute rollups, never from calls."""
+"""Every query the dashboard makes. Timings, counts and failure groups come from the rollups
+(per-minute rows at a window's edges, 10-minute, hour and day slots for the rest), never from
+scanning calls."""
 
 from __future__ import annotations
 
 import re
+import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,31 +14,41 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Left, Right
 from django.utils import timezone
 
 from collector.models import (
+    BUCKETS_PER_ROW,
     CollectorHealth,
     Event,
+    FailureRollup,
+    Grain,
     Outcome,
     ReceiverCall,
+    ReceiverRollup,
     ReceiverStat,
     SignalCount,
+    SignalRollup,
 )
 from collector.stats import percentile
 from dashboard import registry
 from dashboard.feed import FeedFilters
+from dashboard.windows import MINUTE, Span, window_plan
 
 __all__ = [
     "EventNode",
+    "RollupQuery",
     "event_tree",
     "failure_detail",
     "failure_groups",
+    "failure_groups_in_window",
     "failure_list",
     "known_hosts",
     "known_signals",
     "live_event_dicts",
+    "narrow_to_groups",
     "other_process_event_keys",
     "parse_event_id",
     "process_overview",
@@ -46,6 +60,7 @@ __all__ = [
 MAX_EVENT_ID = 2**63 - 1
 SPARK_MINUTES = 60
 FAILURE_SCAN_LIMIT = 5_000
+MAX_HOSTS = 1_000
 TRACEBACK_TAIL = 2_000
 _FRAME_RE = re.compile(r'File "([^"]+)", line (\d+), in ([^\n]+)')
 
@@ -60,12 +75,99 @@ def parse_event_id(raw: Any) -> int | None:
 
 
 def known_signals() -> list[str]:
-    """Return the names of signals seen in the store or loaded in this process, sorted."""
-    stored = SignalCount.objects.order_by().values_list("signal", flat=True).distinct()
-    return sorted(set(stored) | {info.name for info in registry.registry_signals()})
+    """Return the names of signals seen in the store or loaded in this process, sorted.
+
+    Read from the day slots of the signal counts (a few rows per signal and day).
+    """
+    stored = (
+        SignalRollup.objects.filter(grain=Grain.DAY)
+        .order_by()
+        .values_list("signal", flat=True)
+        .distinct()
+    )
+    return sorted(set(stored) | _loaded_signal_names())
+
+
+_loaded: tuple[float, int, frozenset[str]] | None = None
+LOADED_TTL = 10.0  # seconds
+
+
+def _loaded_signal_names() -> frozenset[str]:
+    """Return the names of the signals loaded in this process.
+
+    The registry scans every module (15-40 ms); its names are kept while no module was
+    imported since, for at most LOADED_TTL seconds (filter choices and notices only; the
+    registry page always scans).
+    """
+    global _loaded
+    now, modules = time.monotonic(), len(sys.modules)
+    cached = _loaded
+    if cached is not None and cached[1] == modules and now - cached[0] < LOADED_TTL:
+        return cached[2]
+    names = frozenset(info.name for info in registry.registry_signals())
+    _loaded = (now, modules, names)
+    return names
 
 
 # ---- timing statistics (rollups) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollupQuery:
+    """A window (minutes m with start <= m <= end) and the rollup pages' filters."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    signal: str = ""
+    sender: str = ""  # case-insensitive substring
+    receiver: str = ""  # case-insensitive substring
+    exc_type: str = ""  # case-insensitive substring (failures only)
+
+    def spans(self, now: datetime | None = None) -> list[Span]:
+        """Return the rollup slots that cover the window exactly."""
+        return window_plan(self.start, self.end, now=now)
+
+    def edges(self, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+        """Return where the window's whole minutes begin and end (None: unbounded)."""
+        spans = self.spans(now)
+        if not spans:
+            return (self.start, self.start)  # an empty window
+        return spans[0].first, spans[-1].stop
+
+    def narrow(self, qs: QuerySet[Any], *, exc_type: bool = False) -> QuerySet[Any]:
+        """Apply the signal, sender and receiver (and exception type) filters to ``qs``."""
+        if self.signal:
+            qs = qs.filter(signal=self.signal)
+        if self.sender:
+            qs = qs.filter(sender__icontains=self.sender)
+        if self.receiver:
+            qs = qs.filter(receiver__icontains=self.receiver)
+        if exc_type and self.exc_type:
+            qs = qs.filter(exc_type__icontains=self.exc_type)
+        return qs
+
+
+def _in_span(qs: QuerySet[Any], field_name: str, span: Span) -> QuerySet[Any]:
+    """Restrict ``qs`` to rows whose ``field_name`` lies in the span (half-open)."""
+    if span.first is not None:
+        qs = qs.filter(**{f"{field_name}__gte": span.first})
+    if span.stop is not None:
+        qs = qs.filter(**{f"{field_name}__lt": span.stop})
+    return qs
+
+
+def _in_slots(qs: QuerySet[Any], spans: list[Span]) -> QuerySet[Any] | None:
+    """Restrict a slot rollup to the spans coarser than a minute, in one query (None: none)."""
+    condition = Q()
+    coarse = [span for span in spans if span.grain != MINUTE]
+    for span in coarse:
+        part = Q(grain=span.grain)
+        if span.first is not None:
+            part &= Q(start__gte=span.first)
+        if span.stop is not None:
+            part &= Q(start__lt=span.stop)
+        condition |= part
+    return qs.filter(condition) if coarse else None
 
 
 @dataclass
@@ -78,14 +180,20 @@ class _Timing:
     max_ns: int = 0
     buckets: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     signals: set[str] = field(default_factory=set)
+    last_failure: datetime | None = None
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Fold in one aggregated (…, bucket) row."""
+    def add(self, row: dict[str, Any], buckets: Iterable[tuple[int, int]]) -> None:
+        """Fold in one aggregated row and its (bucket, calls) pairs."""
         self.calls += row["calls"] or 0
         self.failures += row["failures"] or 0
         self.total_ns += row["total_ns"] or 0
         self.max_ns = max(self.max_ns, row["max_ns"] or 0)
-        self.buckets[row["bucket"]] += row["calls"] or 0
+        for bucket, calls in buckets:
+            if calls:
+                self.buckets[bucket] += calls
+        last = row.get("last_failure")
+        if last is not None and (self.last_failure is None or last > self.last_failure):
+            self.last_failure = last
 
     def summary(self) -> dict[str, Any]:
         """Return calls, failures, mean, percentiles, max and error rate."""
@@ -101,60 +209,91 @@ class _Timing:
         }
 
 
-def _rollup(stats: QuerySet[ReceiverStat], key: str) -> dict[str, _Timing]:
-    """Aggregate rollup rows per ``key`` (receiver or signal) and latency bucket."""
-    rows = (
-        stats.order_by()
-        .values(key, "signal", "bucket")
-        .annotate(
-            calls=Sum("calls"),
-            failures=Sum("failures"),
-            total_ns=Sum("total_ns"),
-            max_ns=Max("max_ns"),
-        )
-    )
+_SUMS = {
+    "calls": Sum("calls"),
+    "failures": Sum("failures"),
+    "total_ns": Sum("total_ns"),
+    "max_ns": Max("max_ns"),
+}
+_SLOT_BUCKETS = {f"b{i}": Sum(f"b{i}") for i in range(BUCKETS_PER_ROW)}
+
+
+def _rollup(where: RollupQuery, key: str, now: datetime | None = None) -> dict[str, _Timing]:
+    """Aggregate the window's timing rows per ``key`` (receiver or signal).
+
+    Per-minute rows for the edges, slot rows (16 buckets each) for the rest.
+    """
+    group = (key, "signal") if key != "signal" else ("signal",)
     timings: dict[str, _Timing] = defaultdict(_Timing)
-    for row in rows:
-        timing = timings[row[key]]
-        timing.add(row)
-        timing.signals.add(row["signal"])
+    spans = where.spans(now)
+    for span in spans:
+        if span.grain != MINUTE:
+            continue
+        qs = _in_span(where.narrow(ReceiverStat.objects.order_by()), "minute", span)
+        # The failed-minute filter is resolved first, while "failures" is still the column.
+        rows = (
+            qs.values(*group, "bucket")
+            .annotate(last_failure=Max("minute", filter=Q(failures__gt=0)))
+            .annotate(**_SUMS)
+        )
+        for row in rows:
+            _fold(timings, key, row, [(row["bucket"], row["calls"])])
+    slots = _in_slots(where.narrow(ReceiverRollup.objects.order_by()), spans)
+    if slots is not None:
+        rows = slots.values(*group, "octave").annotate(
+            **_SUMS, last_failure=Max("last_failure"), **_SLOT_BUCKETS
+        )
+        for row in rows:
+            base = row["octave"] * BUCKETS_PER_ROW
+            pairs = [(base + i, row[f"b{i}"]) for i in range(BUCKETS_PER_ROW)]
+            _fold(timings, key, row, pairs)
     return timings
 
 
-def receiver_timings(*, stats: QuerySet[ReceiverStat]) -> list[dict[str, Any]]:
+def _fold(
+    timings: dict[str, _Timing], key: str, row: dict[str, Any], pairs: list[tuple[int, int]]
+) -> None:
+    """Add one aggregated row to its receiver's (or signal's) timing."""
+    timing = timings[row[key]]
+    timing.add(row, pairs)
+    timing.signals.add(row["signal"])
+
+
+def receiver_timings(*, where: RollupQuery, now: datetime | None = None) -> list[dict[str, Any]]:
     """Return one row per receiver: signals, calls, mean, percentiles, max, last failure."""
-    timings = _rollup(stats, "receiver")
-    last_failures = dict(
-        stats.filter(failures__gt=0)
-        .order_by()
-        .values("receiver")
-        .annotate(last=Max("minute"))
-        .values_list("receiver", "last")
-    )
     return [
         {
             "receiver": name,
             "signals": ", ".join(sorted(timing.signals)),
-            "last_failure": last_failures.get(name),
+            "last_failure": timing.last_failure,
             **timing.summary(),
         }
-        for name, timing in timings.items()
+        for name, timing in _rollup(where, "receiver", now).items()
     ]
+
+
+def _signal_counts(start: datetime | None, now: datetime) -> dict[str, dict[str, int]]:
+    """Return events and unheard sends per signal in the window, from the count rollups."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: {"events": 0, "unheard": 0})
+    sums = {"n_events": Sum("events"), "n_unheard": Sum("unheard")}
+    spans = window_plan(start, now=now)
+    minutes = SignalCount.objects.order_by()
+    parts: list[QuerySet[Any] | None] = [
+        _in_span(minutes, "minute", span) for span in spans if span.grain == MINUTE
+    ]
+    parts.append(_in_slots(SignalRollup.objects.order_by(), spans))
+    for qs in parts:
+        for row in qs.values("signal").annotate(**sums) if qs is not None else ():
+            totals[row["signal"]]["events"] += row["n_events"] or 0
+            totals[row["signal"]]["unheard"] += row["n_unheard"] or 0
+    return totals
 
 
 def signal_overview(*, start: datetime | None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Return one row per signal: events, receivers, calls, failures, p95, last hour's rate."""
     now = now or timezone.now()
-    counts = SignalCount.objects.order_by()
-    stats = ReceiverStat.objects.all()
-    if start is not None:
-        counts = counts.filter(minute__gte=start)
-        stats = stats.filter(minute__gte=start)
-    events: dict[str, dict[str, Any]] = {
-        row["signal"]: dict(row)
-        for row in counts.values("signal").annotate(events=Sum("events"), unheard=Sum("unheard"))
-    }
-    timings = _rollup(stats, "signal")
+    events = _signal_counts(start, now)
+    timings = _rollup(RollupQuery(start=start), "signal", now)
     connected = registry.receiver_counts()
     sparks = _sparklines(now)
     rows = []
@@ -180,7 +319,9 @@ def _sparklines(now: datetime) -> dict[str, list[int]]:
     end = now.replace(second=0, microsecond=0)
     first = end - timedelta(minutes=SPARK_MINUTES - 1)
     series: dict[str, list[int]] = defaultdict(lambda: [0] * SPARK_MINUTES)
-    rows = SignalCount.objects.order_by().filter(minute__gte=first, minute__lte=end)
+    rows = SignalCount.objects.order_by().filter(
+        minute__gte=first, minute__lt=end + timedelta(minutes=1)
+    )
     for signal, minute, count in rows.values_list("signal", "minute", "events"):
         index = int((minute - first).total_seconds() // 60)
         if 0 <= index < SPARK_MINUTES:
@@ -261,6 +402,106 @@ def failure_groups(
     return list(groups.values()), truncated
 
 
+def failure_groups_in_window(
+    *, where: RollupQuery, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Group the window's failures by receiver, exception type and location, newest first.
+
+    Complete counts from the failure rollups; the stored failures are read only for the minutes
+    at the window's edges. Each group also names its signals and senders (``signal_names``,
+    ``sender_names``) so a list of its calls can be narrowed by exact names.
+    """
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    spans = where.spans(now)
+    for span in spans:
+        if span.grain != MINUTE:
+            continue
+        calls = where.narrow(ReceiverCall.objects.filter(outcome=Outcome.ERROR), exc_type=True)
+        rows = (
+            _in_span(calls, "timestamp", span).order_by()
+            .annotate(message=Left("exc_message", 200))
+            .values("id", "signal", "sender", "receiver", "exc_type", "location",
+                    "timestamp", "message")
+        )  # fmt: skip
+        for row in rows:
+            _merge_failures(groups, row, 1, row["timestamp"], row["timestamp"], row["id"])
+    slots = _in_slots(where.narrow(FailureRollup.objects.order_by(), exc_type=True), spans)
+    rows = () if slots is None else slots.values(
+        "signal", "sender", "receiver", "exc_type", "location", "failures", "first_seen",
+        "last_seen", "latest_event", "latest_index", "latest_message",
+    )  # fmt: skip
+    for row in rows:
+        row["message"] = row["latest_message"]
+        latest = (row["latest_event"], row["latest_index"])
+        _merge_failures(groups, row, row["failures"], row["first_seen"], row["last_seen"], latest)
+    _resolve_latest_ids(list(groups.values()))
+    for group in groups.values():
+        group["signals"] = ", ".join(sorted(group["signal_names"]))
+    return sorted(groups.values(), key=lambda g: g["last_seen"], reverse=True)
+
+
+def _merge_failures(
+    groups: dict[tuple[str, str, str], dict[str, Any]],
+    row: dict[str, Any],
+    count: int,
+    first: datetime,
+    last: datetime,
+    latest: Any,
+) -> None:
+    """Add ``count`` failures seen between ``first`` and ``last`` to the row's group."""
+    key = (row["receiver"], row["exc_type"], row["location"])
+    group = groups.get(key)
+    if group is None:
+        groups[key] = group = {
+            "receiver": row["receiver"], "exc_type": row["exc_type"],
+            "location": row["location"], "count": 0, "first_seen": first, "last_seen": last,
+            "latest_id": latest, "message": row["message"], "signal_names": set(),
+            "sender_names": set(),
+        }  # fmt: skip
+    group["count"] += count
+    group["first_seen"] = min(group["first_seen"], first)
+    if last >= group["last_seen"]:
+        group["last_seen"], group["latest_id"], group["message"] = last, latest, row["message"]
+    group["signal_names"].add(row["signal"])
+    group["sender_names"].add(row["sender"])
+
+
+def _resolve_latest_ids(groups: list[dict[str, Any]], chunk: int = 500) -> None:
+    """Replace (event id, call index) references by call ids (None when pruned since)."""
+    refs = [g["latest_id"] for g in groups if isinstance(g["latest_id"], tuple)]
+    found: dict[tuple[int, int], int] = {}
+    events = sorted({event_id for event_id, _ in refs})
+    for offset in range(0, len(events), chunk):
+        calls = ReceiverCall.objects.filter(event_id__in=events[offset : offset + chunk])
+        for event_id, index, call_id in calls.order_by().values_list("event_id", "index", "id"):
+            found[(event_id, index)] = call_id
+    for group in groups:
+        if isinstance(group["latest_id"], tuple):
+            group["latest_id"] = found.get(group["latest_id"])
+
+
+def narrow_to_groups(
+    calls: QuerySet[ReceiverCall],
+    where: RollupQuery,
+    groups: list[dict[str, Any]],
+    now: datetime | None = None,
+) -> QuerySet[ReceiverCall]:
+    """Keep the calls the groups counted: the window's whole minutes, and exact names for the
+    text filters (from the groups), so the failure indexes serve a "contains" filter."""
+    first, stop = where.edges(now)
+    if first is not None:
+        calls = calls.filter(timestamp__gte=first)
+    if stop is not None:
+        calls = calls.filter(timestamp__lt=stop)
+    if where.receiver:
+        calls = calls.filter(receiver__in=sorted({g["receiver"] for g in groups}))
+    if where.exc_type:
+        calls = calls.filter(exc_type__in=sorted({g["exc_type"] for g in groups}))
+    if where.sender:
+        calls = calls.filter(sender__in=sorted({n for g in groups for n in g["sender_names"]}))
+    return calls
+
+
 def failure_list(*, calls: QuerySet[ReceiverCall]) -> QuerySet[ReceiverCall]:
     """Return the calls without tracebacks, each with its event's host and pid (origin_*)."""
     event = Event.objects.filter(pk=OuterRef("event_id"))
@@ -291,6 +532,8 @@ def _same_group(call: ReceiverCall, location: str, limit: int = 20) -> list[dict
     candidates = ReceiverCall.objects.filter(
         outcome=Outcome.ERROR, receiver=call.receiver, exc_type=call.exc_type
     ).exclude(pk=call.pk)
+    if _has_location_field():  # the group's index: newest first, no sort
+        candidates = candidates.filter(location=location)
     rows = _failure_rows(candidates, limit * 5)
     return [row for row in rows if row["location"] == location][:limit]
 
@@ -367,11 +610,25 @@ def event_ancestors(event: Event, max_depth: int = 20) -> list[dict[str, Any]]:
 def recent_events(
     *, filters: FeedFilters, limit: int = 50, scan: int = 5_000, chunk: int = 500
 ) -> list[dict[str, Any]]:
-    """Return the newest events matching ``filters`` as live event dicts, oldest first."""
+    """Return the newest events matching ``filters`` as live event dicts, oldest first.
+
+    At most the newest ``scan`` events that pass the other filters are looked at; a receiver
+    filter is an EXISTS over each one's calls (the event_id index), not a fetch of them all.
+    """
     qs = _feed_queryset(filters)
+    if filters.receiver:
+        floor = list(qs.values_list("timestamp", flat=True)[scan - 1 : scan])
+        calls = ReceiverCall.objects.filter(
+            event_id=OuterRef("pk"), receiver__icontains=filters.receiver
+        )
+        qs = qs.filter(Exists(calls))
+        if floor:
+            qs = qs.filter(timestamp__gte=floor[0])
+    # SQL applies every filter (matches() only re-checks), so read ``limit`` at a time.
+    step = max(1, min(chunk, limit))
     found: list[dict[str, Any]] = []
-    for offset in range(0, scan, chunk):
-        events = list(qs[offset : offset + chunk])
+    for offset in range(0, scan, step):
+        events = list(qs[offset : offset + step])
         if not events:
             break
         for event_dict in _event_dicts(events):
@@ -469,11 +726,24 @@ def other_process_event_keys(
 
 
 def known_hosts(*, start: datetime | None = None) -> list[str]:
-    """Return the hosts that stored events (since ``start``), sorted."""
-    qs = Event.objects.order_by()
+    """Return the hosts that stored events (since ``start``), sorted.
+
+    A loose index scan (one index seek per host on the events' host index), not a DISTINCT
+    over every stored event.
+    """
+    table = connection.ops.quote_name(Event._meta.db_table)
+    sql = (
+        f"WITH RECURSIVE hosts(host) AS (SELECT MIN(host) FROM {table} UNION ALL "
+        f"SELECT (SELECT MIN(e.host) FROM {table} e WHERE e.host > hosts.host) FROM hosts "
+        "WHERE hosts.host IS NOT NULL) SELECT host FROM hosts WHERE host IS NOT NULL LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [MAX_HOSTS])
+        hosts = [row[0] for row in cursor.fetchall()]
     if start is not None:
-        qs = qs.filter(timestamp__gte=start)
-    return sorted(qs.values_list("host", flat=True).distinct())
+        recent = Event.objects.filter(timestamp__gte=start)
+        hosts = [host for host in hosts if recent.filter(host=host).exists()]
+    return sorted(hosts)
 
 
 def process_overview(*, start: datetime | None) -> list[dict[str, Any]]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import django_tables2 as tables
 from django.urls import reverse
+from django.utils.encoding import force_str
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
+from django_tables2.utils import AttributeDict, signature
 
 from dashboard.formatting import format_duration, format_rate
 from dashboard.sparkline import sparkline_svg
@@ -35,6 +39,106 @@ def process_link(host: str | None, pid: int | None) -> SafeString | str:
         return "–"
     url = _live_url(host=host, pid=str(pid))
     return format_html('<a href="{}" title="watch this process live">{}:{}</a>', url, host, pid)
+
+
+_CELL_ARGS = ("value", "record", "column", "bound_column", "bound_row", "table")
+
+
+@dataclass
+class _Attrs:
+    """A cell's attributes, already as HTML (the template reads ``attrs.td.as_html``)."""
+
+    as_html: SafeString
+
+
+@dataclass
+class _FastColumn:
+    """What the table template reads of a column per cell, computed once per page."""
+
+    attrs: dict[str, _Attrs]
+    localize: bool | None
+    name: str
+
+
+class _FastRow:
+    """A rendered row: the template's ``row.attrs`` and ``row.items``."""
+
+    def __init__(self, attrs: AttributeDict, items: list[tuple[_FastColumn, Any]]) -> None:
+        """Keep the row's attributes and its (column, cell) pairs."""
+        self.attrs = attrs
+        self._items = items
+
+    def items(self) -> list[tuple[_FastColumn, Any]]:
+        """Return (column, rendered cell) pairs."""
+        return self._items
+
+
+class FastRowsMixin:
+    """Renders cells (and CSV values) with each column's method resolved once per table.
+
+    django-tables2 inspects a render method's signature and rebuilds the column's attributes
+    for every cell (~0.15 ms a cell: 80 ms for 50 rows of 11 columns). Here the signatures and
+    ``td`` attributes are read once per column and each cell is one call; the markup (the
+    shared table template) and every render_* / value_* method stay as they are.
+    """
+
+    @property
+    def paginated_rows(self) -> list[_FastRow]:
+        """Return the rows of the current page (or all rows), rendered."""
+        table: Any = self
+        rows = table.page.object_list if hasattr(table, "page") else table.rows
+        plan = [
+            (_FastColumn({"td": _Attrs(bound.attrs["td"].as_html())}, bound.column.localize,
+                         bound.name),
+             self._cell(bound, bound.render, bound.default))
+            for bound in table.columns
+        ]  # fmt: skip
+        return [_FastRow(row.attrs, [(fast, cell(row)) for fast, cell in plan]) for row in rows]
+
+    def as_values(self, exclude_columns: Any = None) -> Iterator[list[Any]]:
+        """Yield the header, then every row's export values (as django-tables2 does)."""
+        table: Any = self
+        exclude = exclude_columns or ()
+        columns = [
+            bound for bound in table.columns.iterall()
+            if not (bound.column.exclude_from_export or bound.name in exclude)
+        ]  # fmt: skip
+        yield [force_str(bound.header, strings_only=True) for bound in columns]
+        cells = [self._cell(bound, _export_method(bound), None) for bound in columns]
+        for row in table.rows:
+            yield [force_str(cell(row), strings_only=True) for cell in cells]
+
+    def _cell(self, bound: Any, method: Any, default: Any) -> Any:
+        """Return a function giving ``method``'s result for a row's cell in column ``bound``."""
+        column = bound.column
+        wanted, catch_all = signature(method)
+        names = _CELL_ARGS if catch_all else tuple(a for a in _CELL_ARGS if a in wanted)
+        complete = catch_all or all(a in _CELL_ARGS for a in wanted)
+        accessor, empty = bound.accessor, column.empty_values
+
+        def cell(row: Any) -> Any:
+            try:
+                value = accessor.resolve(row.record)
+            except Exception:  # noqa: BLE001 - as django-tables2: a missing value is empty
+                value = None
+            if value in empty:
+                return default
+            if not complete:
+                return None
+            args = {"value": value, "record": row.record, "column": column,
+                    "bound_column": bound, "bound_row": row, "table": self}  # fmt: skip
+            return method(**{name: args[name] for name in names})
+
+        return cell
+
+
+def _export_method(bound: Any) -> Any:
+    """Return what exports a column's cell: value_<name>, render_<name> or the column's value
+    (whose default is the column's own render)."""
+    method = bound.value
+    if getattr(method, "__func__", None) is tables.Column.value:
+        return bound.column.render
+    return method
 
 
 class DurationColumn(tables.Column):  # type: ignore[misc]
@@ -67,7 +171,7 @@ class CountColumn(tables.Column):  # type: ignore[misc]
         return f"{value:,}"
 
 
-class ReceiverTable(tables.Table):  # type: ignore[misc]
+class ReceiverTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
     """Per-receiver timing from the rollups."""
 
     receiver = tables.Column(attrs={"td": {"class": "name"}})
@@ -107,7 +211,7 @@ class ReceiverTable(tables.Table):  # type: ignore[misc]
         )
 
 
-class SignalTable(tables.Table):  # type: ignore[misc]
+class SignalTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
     """One row per signal: activity from the per-minute counts, p95 from the rollups."""
 
     signal = tables.Column(attrs={"td": {"class": "name"}})
@@ -148,7 +252,7 @@ class SignalTable(tables.Table):  # type: ignore[misc]
         return sum(value)
 
 
-class FailureGroupTable(tables.Table):  # type: ignore[misc]
+class FailureGroupTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
     """Failures grouped by receiver, exception type and location."""
 
     count = CountColumn()
@@ -167,13 +271,15 @@ class FailureGroupTable(tables.Table):  # type: ignore[misc]
         order_by = ("-last_seen",)
         empty_text = "No failures match."
 
-    def render_exc_type(self, value: str, record: dict[str, Any]) -> SafeString:
-        """Link to the newest failure of the group."""
+    def render_exc_type(self, value: str, record: dict[str, Any]) -> SafeString | str:
+        """Link to the newest failure of the group (plain text once that call was pruned)."""
+        if record.get("latest_id") is None:
+            return value or "(unknown)"
         url = reverse("signals_dashboard:failure", args=[record["latest_id"]])
         return format_html('<a href="{}">{}</a>', url, value or "(unknown)")
 
 
-class FailureTable(tables.Table):  # type: ignore[misc]
+class FailureTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
     """Individual failed calls, newest first."""
 
     timestamp = tables.DateTimeColumn(verbose_name="Time", format="Y-m-d H:i:s")
@@ -196,6 +302,13 @@ class FailureTable(tables.Table):  # type: ignore[misc]
         order_by = ("-timestamp",)
         empty_text = "No failures match."
 
+    def __init__(self, data: Any, *args: Any, count: int | None = None, **kwargs: Any) -> None:
+        """``count``: the number of matching calls when known (from the failure rollups), so
+        paging needs no COUNT over millions of calls."""
+        super().__init__(data, *args, **kwargs)
+        if count is not None:
+            self.data._length = count
+
     def render_origin(self, value: str, record: Any) -> SafeString | str:
         """Show where the failing event was sent: host and process id."""
         return process_link(value, getattr(record, "origin_pid", None))
@@ -210,7 +323,7 @@ class FailureTable(tables.Table):  # type: ignore[misc]
         return value if len(value) <= 160 else value[:160] + "…"
 
 
-class ProcessTable(tables.Table):  # type: ignore[misc]
+class ProcessTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
     """One row per process (host, pid) that reported events or collector health."""
 
     process = tables.Column(empty_values=(), verbose_name="Process", order_by=("host", "pid"),

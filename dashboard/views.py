@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -126,8 +127,8 @@ def signals(request: HttpRequest) -> HttpResponse:
 @dashboard_view
 def receivers(request: HttpRequest) -> HttpResponse:
     """Per-receiver timing from the rollups; filterable, sortable, paginated, CSV export."""
-    filterset = ReceiverStatFilter(request.GET, queryset=ReceiverStat.objects.all())
-    table = ReceiverTable(selectors.receiver_timings(stats=filterset.qs))
+    filterset = ReceiverStatFilter(request.GET, queryset=ReceiverStat.objects.none())
+    table = ReceiverTable(selectors.receiver_timings(where=filterset.query()))
     notices = filter_messages(filterset)
     if request.GET.get("format") == "csv":
         configure_table(request, table)
@@ -153,10 +154,19 @@ def failures(request: HttpRequest) -> HttpResponse:
     notices = filter_messages(filterset)
     as_list = request.GET.get("view") == "list"
     truncated = False
-    if as_list:
-        table: Any = FailureTable(selectors.failure_list(calls=filterset.qs))
+    if filterset.by_process:  # host and pid are not kept in the rollups: scan, bounded
+        calls = filterset.qs
+        total = None
+        if not as_list:
+            groups, truncated = selectors.failure_groups(calls=calls)
     else:
-        groups, truncated = selectors.failure_groups(calls=filterset.qs)
+        where, now = filterset.query(), timezone.now()
+        groups = selectors.failure_groups_in_window(where=where, now=now)
+        calls = selectors.narrow_to_groups(filterset.qs, where, groups, now)
+        total = sum(group["count"] for group in groups)
+    if as_list:
+        table: Any = FailureTable(selectors.failure_list(calls=calls), count=total)
+    else:
         table = FailureGroupTable(groups)
     notices += configure_table(request, table)
     return _render(

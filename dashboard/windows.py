@@ -1,12 +1,18 @@
-"""Named time windows ("since") shared by the filters and selectors."""
+"""Named time windows ("since") shared by the filters and selectors, and how to read a window
+from the rollups: whole slots of the coarsest grain that fits, finer slots at the edges."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
 
 from django.utils import timezone
 
-__all__ = ["WINDOWS", "WINDOW_CHOICES", "window_start"]
+from collector.rollups import GRAINS
+
+__all__ = ["WINDOWS", "WINDOW_CHOICES", "Span", "window_plan", "window_start"]
 
 WINDOWS: dict[str, timedelta | None] = {
     "15m": timedelta(minutes=15),
@@ -34,3 +40,62 @@ def window_start(key: str, *, now: datetime | None = None) -> datetime | None:
     if span is None:
         return None
     return (now or timezone.now()) - span
+
+
+MINUTE = 60
+SLOT_GRAINS = tuple(sorted(GRAINS, reverse=True))  # coarsest first
+
+
+@dataclass(frozen=True)
+class Span:
+    """Whole slots of one grain (60: the per-minute tables) starting in [first, stop).
+
+    ``first`` None: from the oldest; ``stop`` None: up to now (the newest slot holds what has
+    been stored so far, so it is exact too).
+    """
+
+    grain: int
+    first: datetime | None
+    stop: datetime | None
+
+
+def window_plan(
+    start: datetime | None, end: datetime | None = None, *, now: datetime | None = None
+) -> list[Span]:
+    """Return the spans that together cover exactly the minutes m with start <= m <= end.
+
+    The coarsest slots that fit go in the middle, finer ones at the edges: a 7-day window is
+    at most 9 minutes, 5 ten-minute slots, 5 hours, 3 six-hour slots and 7 days of rows.
+    """
+    now = now or timezone.now()
+    lo = None if start is None else -(-int(start.timestamp()) // MINUTE) * MINUTE
+    hi = None
+    if end is not None and end < now:
+        hi = (int(end.timestamp()) // MINUTE + 1) * MINUTE
+    spans = _cover(lo, hi, SLOT_GRAINS, int(now.timestamp()))
+    return [Span(grain, _utc(first), _utc(stop)) for grain, first, stop in spans]
+
+
+def _cover(
+    lo: int | None, hi: int | None, grains: tuple[int, ...], now: int
+) -> list[tuple[int, Any, Any]]:
+    """Cover unix seconds [lo, hi) (None: unbounded; hi None is up to ``now``) with whole
+    slots, coarsest first."""
+    if lo is not None and hi is not None and lo >= hi:
+        return []
+    for i, grain in enumerate(grains):
+        first = None if lo is None else -(-lo // grain) * grain
+        # Open-ended, the slot holding ``now`` is complete so far: usable, but none after it.
+        stop = None if hi is None else hi // grain * grain
+        last = now // grain * grain + grain if hi is None else stop
+        if first is not None and last is not None and first >= last:
+            continue
+        left = [] if lo is None else _cover(lo, first, grains[i + 1 :], now)
+        right = [] if hi is None else _cover(stop, hi, grains[i + 1 :], now)
+        return [*left, (grain, first, stop), *right]
+    return [(MINUTE, lo, hi)]
+
+
+def _utc(seconds: int | None) -> datetime | None:
+    """Return unix seconds as an aware UTC datetime (None stays None)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=dt_timezone.utc)

@@ -186,3 +186,44 @@ def test_works_without_the_app_installed(tmp_path: Any) -> None:
                             cwd=str(tmp_path), env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def failing_receiver(sender: Any, **kw: Any) -> None:
+    """Fail on odd sequence numbers."""
+    if kw["n"] % 2:
+        raise ValueError(f"odd {kw['n']}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writer_folds_every_batch_into_each_slot_rollup(recorded: Any) -> None:
+    from collector import rollups
+    from collector.models import FailureRollup, ReceiverRollup, SignalRollup
+
+    load_signal.connect(worker_receiver)
+    load_signal.connect(failing_receiver)
+    try:
+        for i in range(20):
+            load_signal.send_robust(sender="slots", n=i)
+    finally:
+        load_signal.disconnect(worker_receiver)
+        load_signal.disconnect(failing_receiver)
+    assert collector.flush(30)
+    name = "tests.collector.test_writer.load_signal"
+    bins = [f"b{i}" for i in range(rollups.BUCKETS_PER_ROW)]
+    newest = ReceiverCall.objects.filter(signal=name, sender="slots", outcome="error").latest(
+        "timestamp"
+    )
+    for grain in rollups.GRAINS:
+        rows = ReceiverRollup.objects.filter(grain=grain, signal=name, sender="slots")
+        sums = rows.aggregate(calls=Sum("calls"), failures=Sum("failures"),
+                              **{b: Sum(b) for b in bins})  # fmt: skip
+        assert (sums["calls"], sums["failures"]) == (40, 10)
+        assert sum(sums[b] for b in bins) == 40  # every call in exactly one bucket column
+        events = SignalRollup.objects.filter(grain=grain, signal=name).aggregate(n=Sum("events"))
+        assert events["n"] == 20
+        failures = FailureRollup.objects.filter(grain=grain, signal=name, sender="slots")
+        assert failures.aggregate(n=Sum("failures"))["n"] == 10
+        latest = failures.order_by("-last_seen").first()
+        assert latest is not None and latest.exc_type.endswith("ValueError")
+        assert (latest.latest_event, latest.latest_index) == (newest.event_id, newest.index)
+        assert latest.latest_message == newest.exc_message == "odd 19"

@@ -13,6 +13,7 @@ from dashboard.selectors import failure_location
 from django.utils import timezone
 
 import collector
+from collector import rollups
 from collector.models import CollectorHealth, Event, ReceiverCall, ReceiverStat, SignalCount
 from collector.stats import bucket_of
 
@@ -37,6 +38,7 @@ def empty_store(db: None) -> None:
     """Start from an empty store (the test database's migrate run recorded signals too)."""
     for model in (Event, ReceiverCall, ReceiverStat, SignalCount, CollectorHealth):
         model.objects.all().delete()
+    rollups.rebuild()
 
 
 def traceback_text(
@@ -103,6 +105,7 @@ def make_event(
             sender=sender,
             timestamp=when,
         )
+    rollups.rebuild()  # the slot rollups the writer keeps beside the stored calls
     return event
 
 
@@ -132,6 +135,7 @@ def make_stats(
             total_ns=sum(values),
             max_ns=max(values),
         )
+    rollups.rebuild()
 
 
 def make_counts(signal: str, per_minute: Sequence[int], *, end: datetime | None = None) -> None:
@@ -141,3 +145,4 @@ def make_counts(signal: str, per_minute: Sequence[int], *, end: datetime | None 
         SignalCount.objects.create(
             minute=end - timedelta(minutes=offset), signal=signal, events=events
         )
+    rollups.rebuild()

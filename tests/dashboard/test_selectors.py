@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from collector.models import ReceiverStat
+from collector.models import Event, ReceiverCall
 from dashboard import selectors
 from dashboard.feed import FeedFilters
+from dashboard.windows import Span, window_plan, window_start
 from tests.dashboard.conftest import make_counts, make_event, make_stats, traceback_text
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_store")]
+_host_ids = itertools.count(7_000_000)
 
 
 def test_receiver_percentiles_come_from_buckets() -> None:
     make_stats("r.fast", [100_000] * 90 + [10_000_000] * 10)
-    (row,) = selectors.receiver_timings(stats=ReceiverStat.objects.all())
+    (row,) = selectors.receiver_timings(where=selectors.RollupQuery())
     assert row["calls"] == 100
     assert 90_000 < row["p50_ns"] < 110_000
     assert 9_000_000 < row["p95_ns"] < 11_000_000
@@ -31,7 +35,7 @@ def test_receiver_timings_never_read_calls() -> None:
     make_stats("r.fast", [1000] * 3)
     make_event()
     with CaptureQueriesContext(connection) as queries:
-        selectors.receiver_timings(stats=ReceiverStat.objects.all())
+        selectors.receiver_timings(where=selectors.RollupQuery())
     assert not any("receivercall" in q["sql"].lower() for q in queries.captured_queries)
 
 
@@ -39,9 +43,83 @@ def test_rollups_across_minutes_and_senders_add_up() -> None:
     now = timezone.now()
     make_stats("r.x", [1000] * 5, minute=now, failures=1)
     make_stats("r.x", [1000] * 5, minute=now - timedelta(minutes=3), sender="other", failures=1)
-    (row,) = selectors.receiver_timings(stats=ReceiverStat.objects.all())
+    (row,) = selectors.receiver_timings(where=selectors.RollupQuery())
     assert row["calls"] == 10 and row["failures"] == 2 and row["error_rate"] == 0.2
     assert row["last_failure"] == now.replace(second=0, microsecond=0)
+
+
+@pytest.mark.parametrize("since", ["15m", "1h", "6h", "24h", "7d", "30d", "all"])
+def test_window_timings_equal_the_minutes_they_cover(since: str) -> None:
+    """Slots at the middle, minutes at the edges: exactly the minutes at or after the start."""
+    now = timezone.now()
+    minutes = [0, 1, 9, 11, 14, 15, 16, 59, 61, 170, 359, 361, 23 * 60, 24 * 60 + 1, 3 * 1440 + 7,
+               7 * 1440 - 3, 7 * 1440 + 5, 29 * 1440]  # fmt: skip
+    for n, ago in enumerate(minutes):
+        make_stats("r.x", [1000 * (n + 1)] * (n + 1), minute=now - timedelta(minutes=ago),
+                   failures=n % 2)  # fmt: skip
+    start = window_start(since, now=now)
+    rows = selectors.receiver_timings(where=selectors.RollupQuery(start=start), now=now)
+    floor = now.replace(second=0, microsecond=0)
+    inside = [
+        n for n, ago in enumerate(minutes)
+        if start is None or floor - timedelta(minutes=ago) >= start
+    ]  # fmt: skip
+    assert [row["calls"] for row in rows] == [sum(n + 1 for n in inside)]
+    assert rows[0]["failures"] == sum(n % 2 for n in inside)
+    assert rows[0]["max_ns"] == 1000 * (max(inside) + 1)
+
+
+def test_window_with_an_end_reads_only_whole_minutes_before_it() -> None:
+    now = timezone.now().replace(second=30, microsecond=0)
+    for ago in (5, 65, 125, 24 * 60 + 5):
+        make_stats("r.x", [1000], minute=now - timedelta(minutes=ago))
+    where = selectors.RollupQuery(start=now - timedelta(days=2), end=now - timedelta(minutes=65))
+    (row,) = selectors.receiver_timings(where=where, now=now)
+    assert row["calls"] == 3
+
+
+def test_window_plan_is_few_slots_and_exact() -> None:
+    now = datetime(2026, 11, 24, 2, 23, 17, tzinfo=dt_timezone.utc)
+    spans = window_plan(now - timedelta(days=7), now=now)
+    assert [s.grain for s in spans] == [60, 600, 3600, 21600, 86400]
+    assert spans[0].first == datetime(2026, 11, 17, 2, 24, tzinfo=dt_timezone.utc)
+    assert [s.stop for s in spans[:-1]] == [s.first for s in spans[1:]] and spans[-1].stop is None
+    assert [s.grain for s in window_plan(now - timedelta(minutes=15), now=now)] == [60, 600]
+    assert window_plan(None, now=now) == [Span(86400, None, None)]
+
+
+def test_percentiles_survive_the_slot_rows() -> None:
+    old = timezone.now() - timedelta(days=3)
+    make_stats("r.fast", [100_000] * 90 + [10_000_000] * 10, minute=old)
+    (row,) = selectors.receiver_timings(where=selectors.RollupQuery(start=old - timedelta(days=1)))
+    assert 90_000 < row["p50_ns"] < 110_000 and 9_000_000 < row["p95_ns"] < 11_000_000
+
+
+def test_failure_groups_in_window_match_the_stored_failures() -> None:
+    now = timezone.now()
+    for ago in (1, 8, 30, 61, 60 * 20, 60 * 24 * 3):
+        make_event(calls=[("r.charge", 10, "E", f"m{ago}", traceback_text())],
+                   when=now - timedelta(minutes=ago))  # fmt: skip
+    make_event(calls=[("r.other", 10, "KeyError", "k", traceback_text(line=9))],
+               when=now - timedelta(minutes=3))  # fmt: skip
+    where = selectors.RollupQuery(start=now - timedelta(hours=24))
+    groups = selectors.failure_groups_in_window(where=where, now=now)
+    assert [(g["receiver"], g["count"]) for g in groups] == [("r.charge", 5), ("r.other", 1)]
+    charge = groups[0]
+    newest = ReceiverCall.objects.get(exc_message="m1")
+    assert charge["latest_id"] == newest.pk and charge["message"] == "m1"
+    assert charge["first_seen"] == ReceiverCall.objects.get(exc_message="m1200").timestamp
+    narrowed = selectors.RollupQuery(start=where.start, receiver="CHAR", exc_type="e")
+    assert [g["count"] for g in selectors.failure_groups_in_window(where=narrowed)] == [5]
+
+
+def test_known_hosts_without_scanning_events() -> None:
+    for host in ("web-2", "web-1", "web-2", "worker"):
+        Event.objects.create(id=next(_host_ids), signal="s", sender="x", method="send",
+                             timestamp=timezone.now(), duration_ns=1, receiver_count=0,
+                             host=host)  # fmt: skip
+    assert selectors.known_hosts() == ["web-1", "web-2", "worker"]
+    assert selectors.known_hosts(start=timezone.now() + timedelta(minutes=1)) == []
 
 
 def test_signal_overview_sparkline_covers_the_last_hour() -> None:

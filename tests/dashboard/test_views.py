@@ -300,3 +300,20 @@ def test_captured_text_is_escaped_everywhere(staff_client: Client) -> None:
     for name, query in (("receivers", ""), ("failures", ""), ("failures", "?view=list")):
         html = staff_client.get(reverse(f"signals_dashboard:{name}") + query).content.decode()
         assert XSS not in html, name
+
+
+def test_failures_list_pages_count_from_the_rollups(staff_client: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    now = timezone.now()
+    for minutes in (3, 2, 1):
+        make_event(calls=[failing_call()], when=now - timedelta(minutes=minutes))
+    make_event(calls=[failing_call()], when=now - timedelta(days=2))  # outside 24h
+    with CaptureQueriesContext(connection) as queries:
+        _, page = get(staff_client, "failures", "?view=list&per_page=2&since=24h")
+    assert page.rows() == 2 and "page 1 of 2 · 3 rows" in page.body
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert not any("receivercall" in sql for sql in counts)  # no COUNT over stored calls
+    _, page = get(staff_client, "failures", "?view=list&per_page=2&since=24h&page=2")
+    assert page.rows() == 1

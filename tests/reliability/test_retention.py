@@ -58,6 +58,8 @@ def quiet() -> Any:
     token = hook.muted.set(True)
     for model in (ReceiverCall, Event, ReceiverStat, SignalCount, CollectorHealth):
         model.objects.all().delete()
+    for name in ("ReceiverRollup", "SignalRollup", "FailureRollup"):
+        retention._model(name).objects.all().delete()
     yield
     hook.muted.reset(token)
 
@@ -149,3 +151,26 @@ def test_an_unfinished_prune_goes_on_with_its_cutoffs() -> None:
         rest = retention.prune(batch_size=5, limits=first.limits)
     assert rest.complete and ours().count() == 0
     assert not any("OFFSET" in q["sql"] for q in queries.captured_queries)  # no new count scan
+
+
+def test_prune_by_age_drops_rollup_slots_only_once_wholly_old() -> None:
+    from collector import rollups
+    from collector.models import FailureRollup, ReceiverRollup, SignalRollup
+
+    cutoff = NOW - timedelta(days=7)
+    for age in (timedelta(days=10), timedelta(days=7, minutes=1), timedelta(days=1)):
+        minute = (NOW - age).replace(second=0, microsecond=0)
+        ReceiverStat.objects.create(minute=minute, signal="app.sig", sender="app.S",
+                                    receiver="app.r", bucket=1, calls=1)  # fmt: skip
+        SignalCount.objects.create(minute=minute, signal="app.sig", events=1)
+    rollups.rebuild()
+    before = set(ReceiverRollup.objects.values_list("grain", "start"))
+    result = retention.prune(max_age_days=7, now=NOW)
+    assert result.complete and result.deleted["ReceiverRollup"] > 0
+    kept = set(ReceiverRollup.objects.values_list("grain", "start"))
+    assert kept == {(g, s) for g, s in before if s + timedelta(seconds=g) > cutoff}
+    assert set(SignalRollup.objects.values_list("grain", "start")) == kept
+    holding = (cutoff - timedelta(minutes=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if holding == cutoff.replace(hour=0, minute=0, second=0, microsecond=0):
+        assert (86400, holding) in kept  # the day holding the cutoff stays whole
+    assert not FailureRollup.objects.exists()

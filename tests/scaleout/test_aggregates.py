@@ -3,7 +3,9 @@
 The collector's rollups (ReceiverStat per minute/signal/sender/receiver/latency bucket, and
 SignalCount per minute/signal) are additive upserts. Four processes send the same signals flat
 out into one database; afterwards each rollup row must equal what the stored receiver calls add
-up to, row for row, on PostgreSQL and on SQLite in WAL mode.
+up to, row for row, on PostgreSQL and on SQLite in WAL mode. The slot rollups (10 minutes,
+hour, day: timings with 16 buckets a row, signal counts, failure groups) written beside them
+must equal the per-minute rows and the stored failures folded the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from collector import rollups
 from collector.stats import bucket_of
 from tests.conftest import ARTIFACTS, copy_sqlite
 from tests.scaleout import ingest
@@ -69,10 +72,42 @@ def stored_stats(store: Store) -> dict[tuple[Any, ...], list[int]]:
     }
 
 
+def stored_slots(store: Store) -> dict[tuple[Any, ...], list[Any]]:
+    """Return the ReceiverRollup rows of our signals, keyed like ``rollups.fold_stats``."""
+    buckets = ", ".join(f"b{i}" for i in range(rollups.BUCKETS_PER_ROW))
+    rows = store.rows(
+        "SELECT grain, start, signal, sender, receiver, octave, calls, failures, total_ns, "
+        f"max_ns, last_failure, {buckets} FROM signals_collector_receiverrollup "
+        "WHERE signal IN (%s, %s)",
+        OURS,
+    )
+    return {
+        (r[0], _unix(r[1]), *r[2:6]): [*r[6:10], None if r[10] is None else _unix(r[10]), *r[11:]]
+        for r in rows
+    }
+
+
+def check_failure_slots(store: Store) -> None:
+    """Assert the failure rollups count every stored failure of our signals once per grain."""
+    failed = store.value(
+        f"SELECT COUNT(*) FROM {CALL} WHERE outcome = 'error' AND signal IN (%s, %s)", OURS
+    )
+    per_grain = dict(
+        store.rows(
+            "SELECT grain, SUM(failures) FROM signals_collector_failurerollup "
+            "WHERE signal IN (%s, %s) GROUP BY grain",
+            OURS,
+        )
+    )
+    assert {int(g): int(n) for g, n in per_grain.items()} == dict.fromkeys(rollups.GRAINS, failed)
+
+
 def check_rollups(store: Store, processes: int, events: int) -> None:
     """Assert every rollup row equals the sum of the stored calls, and the totals are exact."""
     expected = expected_stats(store)
     assert stored_stats(store) == expected
+    assert stored_slots(store) == rollups.fold_stats(expected)
+    check_failure_slots(store)
     per_receiver: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for key, (calls, failures, _total, _max) in expected.items():
         per_receiver[key[3]][0] += calls
