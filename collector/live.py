@@ -2,8 +2,11 @@
 
 The in-memory layer's queues belong to the server's event loop, so batches are handed to that
 loop (registered by the consumer) instead of ``async_to_sync`` from the writer thread, which can
-stall delivery. Other layers (channels-redis) get a dedicated publisher loop in a daemon thread,
-shared by every batch of the process.
+stall delivery. When the dashboard's hub listens in this process (``register_listener``), a
+batch goes straight to it on that loop: the in-memory layer would deep-copy every message for
+nothing (the hub never changes it) and the writer would wait for the copy. Other layers
+(channels-redis) get a dedicated publisher loop in a daemon thread, shared by every batch of the
+process.
 
 Publishing runs on the collector's writer thread, which also stores the events, so it must never
 hold the writer for long: each send waits at most ``PUBLISH_TIMEOUT`` seconds and is cancelled
@@ -24,6 +27,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
@@ -36,7 +40,9 @@ __all__ = [
     "health",
     "numbered",
     "publish",
+    "register_listener",
     "register_loop",
+    "unregister_listener",
 ]
 
 GROUP = "signal_monitor.events"
@@ -44,6 +50,10 @@ PUBLISH_TIMEOUT = 0.5
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # pause after 1, 2, 3, 4+ consecutive failures
 
 _server_loop: asyncio.AbstractEventLoop | None = None
+_listener: tuple[asyncio.AbstractEventLoop, Callable[[dict[str, Any]], None]] | None = None
+_in_flight = 0  # batches handed to the listener's loop and not yet taken
+_flight_lock = threading.Lock()
+MAX_IN_FLIGHT = 100  # beyond, a stalled loop gets no more batches (their events leave a gap)
 _origin = ""
 _next_event = 0
 _number_lock = threading.Lock()
@@ -64,6 +74,7 @@ class _Health:
     published: int = 0
     failed: int = 0
     skipped_offline: int = 0
+    dropped_stalled: int = 0  # batches not handed to a listener whose loop stopped taking them
     consecutive_failures: int = 0
     retry_at: float = 0.0
     offline_since: float | None = None
@@ -121,6 +132,57 @@ def register_loop(loop: asyncio.AbstractEventLoop) -> None:
     _server_loop = loop
 
 
+def register_listener(
+    loop: asyncio.AbstractEventLoop, deliver: Callable[[dict[str, Any]], None]
+) -> None:
+    """Hand this process's batches to ``deliver`` on ``loop`` (the dashboard's hub, with the
+    in-memory layer), instead of group-sending them through the layer."""
+    global _listener
+    _listener = (loop, deliver)
+
+
+def unregister_listener(deliver: Callable[[dict[str, Any]], None]) -> None:
+    """Stop handing batches to ``deliver`` (if it is still the listener)."""
+    global _listener
+    if _listener is not None and _listener[1] == deliver:
+        _listener = None
+
+
+def _hand_to_listener(message: dict[str, Any]) -> bool:
+    """Schedule ``message`` for the local listener; False when there is none to take it."""
+    global _in_flight
+    listener = _listener
+    if listener is None:
+        return False
+    loop, deliver = listener
+    if loop.is_closed() or not loop.is_running():
+        return False
+    with _flight_lock:
+        if _in_flight >= MAX_IN_FLIGHT:
+            _health.dropped_stalled += 1  # its events leave a gap the dashboard counts
+            return True
+        _in_flight += 1
+    try:
+        loop.call_soon_threadsafe(_take, deliver, message)
+    except RuntimeError:  # the loop closed meanwhile
+        _taken()
+        return False
+    return True
+
+
+def _take(deliver: Callable[[dict[str, Any]], None], message: dict[str, Any]) -> None:
+    """On the listener's loop: hand over one batch."""
+    _taken()
+    deliver(message)
+
+
+def _taken() -> None:
+    """Count one batch less in flight."""
+    global _in_flight
+    with _flight_lock:
+        _in_flight -= 1
+
+
 def _publisher_loop() -> asyncio.AbstractEventLoop:
     """Return a long-lived event loop running in a daemon thread, for out-of-process layers."""
     global _own_loop, _own_thread
@@ -160,6 +222,8 @@ def publish(message: dict[str, Any], timeout: float = PUBLISH_TIMEOUT) -> bool:
     if layer is None:
         return False
     if isinstance(layer, InMemoryChannelLayer):
+        if _hand_to_listener(message):
+            return True
         loop = _server_loop
         if loop is None or loop.is_closed() or not loop.is_running():
             return False
@@ -185,8 +249,9 @@ def publish(message: dict[str, Any], timeout: float = PUBLISH_TIMEOUT) -> bool:
 def _after_fork_in_child() -> None:
     """A forked child has neither the parent's server loop nor its publisher thread."""
     global _server_loop, _own_loop, _own_thread, _own_lock, _health
-    global _origin, _next_event, _number_lock
-    _server_loop = _own_loop = _own_thread = None
+    global _origin, _next_event, _number_lock, _listener, _in_flight, _flight_lock
+    _server_loop = _own_loop = _own_thread = _listener = None
+    _in_flight, _flight_lock = 0, threading.Lock()
     _own_lock = threading.Lock()
     _origin, _next_event, _number_lock = "", 0, threading.Lock()
     _health = _Health()

@@ -6,8 +6,9 @@ Pure Python (no I/O) so it can be tested without a websocket; the consumer drive
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -222,11 +223,20 @@ class FeedState:
         max_rows: int = 200,
         per_frame: int = 50,
         max_pending: int = 500,
+        rows_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Start with an empty page."""
+        """Start with an empty page.
+
+        ``rows_per_second`` caps the rows sent over time as well as per frame (a token bucket
+        holding up to ``per_frame`` rows): a burst after a quiet spell is shown whole, a sustained
+        stream at that rate; what goes beyond either cap is counted as skipped.
+        """
         self.max_rows = max_rows
         self.per_frame = min(per_frame, max_rows)
         self.max_pending = max(max_pending, self.per_frame)
+        self.rows_per_second = rows_per_second
+        self.clock = clock
         self.paused = False
         self.set_filters(filters)
 
@@ -243,6 +253,8 @@ class FeedState:
         self.skipped_upstream = 0
         self.needs_reset = True
         self.status_dirty = True
+        self.allowance = float(self.per_frame)  # a new page may show a whole frame at once
+        self.refilled = self.clock()
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume; events arriving while paused are only counted."""
@@ -301,19 +313,31 @@ class FeedState:
             self.shown_ids.clear()
         batch = list(self.pending)
         self.pending.clear()
-        if len(batch) > self.per_frame:
-            self.skipped += len(batch) - self.per_frame
-            batch = batch[-self.per_frame :]
+        limit = self._row_limit()
+        if len(batch) > limit:
+            self.skipped += len(batch) - limit
+            batch = batch[len(batch) - limit :]
         seen = set(self.shown_ids)
         for event in reversed(batch):
             row = feed_row(event)
             if row is not None and row["id"] not in seen:
                 seen.add(row["id"])
                 frame.rows.append(row)
+        self.allowance -= len(frame.rows)
         self._remember([row["id"] for row in reversed(frame.rows)], frame)
         self.needs_reset = False
         self.status_dirty = False
         return frame
+
+    def _row_limit(self) -> int:
+        """Return how many rows this frame may hold (the per-frame and the per-second caps)."""
+        if self.rows_per_second is None:
+            return self.per_frame
+        now = self.clock()
+        refill = (now - self.refilled) * self.rows_per_second
+        self.allowance = min(float(self.per_frame), self.allowance + refill)
+        self.refilled = now
+        return max(0, min(self.per_frame, int(self.allowance)))
 
     def _remember(self, ids: list[int], frame: Frame) -> None:
         """Record the new rows (oldest first) and evict the oldest beyond ``max_rows``."""

@@ -44,6 +44,7 @@ FRAME_TEMPLATE = "signals_dashboard/live/_frame.html"
 STATUS_TEMPLATE = "signals_dashboard/live/_status.html"
 _OWN_TEMPLATES = Path(__file__).resolve().parent / "templates"
 _ID_MARK = 918273645  # stands for the event id in the reversed event URL
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _message(kind: str, content: str, **extra: Any) -> str:
@@ -54,13 +55,31 @@ def _message(kind: str, content: str, **extra: Any) -> str:
 def feed_message(state: FeedState, frame: Frame) -> str:
     """Render a frame of rows, evictions and status, shrinking it until it fits one message."""
     while True:
-        content = _frame_html(frame, state.status())
-        text = _message("feed", content, rows=len(frame.rows), skipped=state.skipped)
+        text = _feed_text(state, frame)
         if len(text) <= MAX_FRAME_BYTES // 4 or len(text.encode()) <= MAX_FRAME_BYTES:
             return text
         if not frame.rows:
             return text
         state.drop_rows(frame, keep=len(frame.rows) // 2)
+
+
+def _feed_text(state: FeedState, frame: Frame) -> str:
+    """Return the JSON of a feed frame; with this app's templates the rows' JSON-escaped HTML,
+    made once per row, is joined in place (the same text ``json.dumps`` makes of the whole)."""
+    status = state.status()
+    if not _own_templates():
+        content = render_to_string(FRAME_TEMPLATE, {"frame": frame, "status": status})
+        return _message("feed", content, rows=len(frame.rows), skipped=state.skipped)
+    parts = [_frame_head(frame)]
+    if frame.rows:
+        parts.append(_AFTERBEGIN)
+        parts.extend(_row_json(row) for row in frame.rows)
+        parts.append(_CLOSE_DIV)
+    parts.append(_json_inner(_frame_tail(frame, status)))
+    rows, skipped = len(frame.rows), int(state.skipped)
+    return (
+        f'{{"type": "feed", "content": "{"".join(parts)}", "rows": {rows}, "skipped": {skipped}}}'
+    )
 
 
 def status_message(state: FeedState) -> str:
@@ -85,20 +104,42 @@ def error_message(error: str) -> str:
 
 
 def _frame_html(frame: Frame, status: dict[str, Any]) -> str:
-    """Return a frame's HTML: the same bytes as ``_frame.html`` renders."""
+    """Return a frame's HTML: the same text as ``_frame.html`` renders."""
     if not _own_templates():
         return render_to_string(FRAME_TEMPLATE, {"frame": frame, "status": status})
-    parts = ['<div hx-swap-oob="innerHTML:#live-rows"></div>\n' if frame.reset else "\n"]
-    if frame.rows:
-        parts.append('<div hx-swap-oob="afterbegin:#live-rows">')
-        parts.extend(row_html(row) for row in frame.rows)
-        parts.append("</div>")
-    parts.append("\n")
-    parts.extend(f'<div hx-swap-oob="delete:#ev-{int(i)}"></div>' for i in frame.evicted)
-    parts.append("\n")
-    parts.append(render_to_string(STATUS_TEMPLATE, {"status": status, "oob": True}))
-    parts.append("\n")
-    return "".join(parts)
+    rows = ['<div hx-swap-oob="afterbegin:#live-rows">', *map(row_html, frame.rows), "</div>"]
+    head = '<div hx-swap-oob="innerHTML:#live-rows"></div>\n' if frame.reset else "\n"
+    return head + ("".join(rows) if frame.rows else "") + _frame_tail(frame, status)
+
+
+def _frame_head(frame: Frame) -> str:
+    """Return the JSON-escaped start of a frame (clearing the rows on a reset)."""
+    return _RESET_HEAD if frame.reset else "\\n"
+
+
+def _frame_tail(frame: Frame, status: dict[str, Any]) -> str:
+    """Return the end of a frame's HTML: evictions and the status bar."""
+    evicted = "".join(f'<div hx-swap-oob="delete:#ev-{int(i)}"></div>' for i in frame.evicted)
+    status_html = render_to_string(STATUS_TEMPLATE, {"status": status, "oob": True})
+    return f"\n{evicted}\n{status_html}\n"
+
+
+def _json_inner(text: str) -> str:
+    """Return ``text`` as the inside of a JSON string (as ``json.dumps`` escapes it)."""
+    return _encode_json(text)[1:-1]
+
+
+_RESET_HEAD = _json_inner('<div hx-swap-oob="innerHTML:#live-rows"></div>\n')
+_AFTERBEGIN = _json_inner('<div hx-swap-oob="afterbegin:#live-rows">')
+_CLOSE_DIV = "</div>"
+
+
+def _row_json(row: dict[str, Any]) -> str:
+    """Return a row's HTML escaped for a JSON string, made once and kept in the row."""
+    text = row.get("json")
+    if not isinstance(text, str):
+        text = row["json"] = _json_inner(row_html(row))
+    return text
 
 
 def row_html(row: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 
+from collector import live
 from collector.live import GROUP
 from dashboard import selectors
 from dashboard.feed import SharedEvent
@@ -261,11 +262,14 @@ class Hub:
             await self._join()
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._receive_loop()), loop.create_task(self._renew())]
+            if wanted(self.layer):  # this process's batches come straight from its writer
+                live.register_listener(loop, self.take)
         finally:
             self._started.set()
 
     async def stop(self) -> None:
         """Stop receiving and leave the group (best effort: membership expires anyway)."""
+        live.unregister_listener(self.take)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -323,10 +327,7 @@ class Hub:
             except Exception as exc:
                 self._went_down(exc)
                 continue
-            try:
-                self.dispatch(message)
-            except Exception:  # a malformed message must not stop the feed
-                logger.exception("live feed: could not hand out a batch")
+            self.take(message)
 
     async def _renew(self) -> None:
         """Re-join every ``rejoin`` seconds: group membership expires (a day in channels)."""
@@ -334,6 +335,13 @@ class Hub:
             await asyncio.sleep(self.rejoin)
             if not self.down:
                 await self._join()
+
+    def take(self, message: dict[str, Any]) -> None:
+        """Hand out one message from the layer or from this process's writer; never raises."""
+        try:
+            self.dispatch(message)
+        except Exception:  # a malformed message must not stop the feed
+            logger.exception("live feed: could not hand out a batch")
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Share one batch with every consumer: events become ``SharedEvent``, gaps are counted."""

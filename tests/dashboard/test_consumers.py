@@ -449,3 +449,23 @@ async def test_a_viewer_that_cannot_keep_up_counts_what_it_missed(
     frames = await frames_until(comm, lambda f: "skipped (rate)" in f["content"])
     assert "<b>3</b> skipped (rate)" in frames[-1]["content"]
     assert not any(has_row(1)(f) for f in frames)
+
+
+async def test_this_process_hands_batches_to_the_hub_without_the_layer(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector import live
+
+    comm = await connect()
+    await comm.receive_json_from(timeout=3)
+    layer = get_channel_layer()
+
+    async def no_group_send(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the in-memory layer is not used for this process's batches")
+
+    monkeypatch.setattr(layer, "group_send", no_group_send)
+    message = {"type": "events.batch", "events": [live_event(1)], "skipped": 0}
+    assert await asyncio.to_thread(live.publish, live.numbered(message, 1))  # the writer's side
+    await frames_until(comm, has_row(1))
+    await comm.disconnect()
+    assert live._listener is None  # the hub stopped with its last viewer

@@ -200,3 +200,34 @@ def test_a_batch_with_no_room_is_counted_not_shown() -> None:
     assert frame is not None and frame.rows == []
     status = state.status()
     assert (status["matched"], status["skipped"], status["skipped_upstream"]) == (1, 1, 4)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rows_per_second_cap_a_stream_but_not_a_burst() -> None:
+    clock = Clock()
+    state = FeedState(FeedFilters(), per_frame=50, rows_per_second=200, clock=clock)
+    state.add_batch({"events": [event(i) for i in range(1, 41)]})
+    frame = state.take_frame()
+    assert frame is not None and len(frame.rows) == 40  # a burst after a quiet spell: whole
+    shown = 40
+    for step in range(20):  # one second of 1,000 events/s, a frame every 50 ms
+        clock.now += 0.05
+        state.add_batch({"events": [event(1000 + step * 50 + i) for i in range(50)]})
+        frame = state.take_frame()
+        assert frame is not None and len(frame.rows) <= 50
+        shown += len(frame.rows)
+    assert 200 <= shown - 40 <= 210  # the 10 left in the bucket after the burst, then 200/s
+    assert state.status()["skipped"] == 1040 - shown
+    state.set_filters(FeedFilters())  # a new page starts with a full bucket
+    state.add_backfill([event(i) for i in range(5000, 5050)])
+    frame = state.take_frame()
+    assert frame is not None and len(frame.rows) == 50

@@ -23,6 +23,7 @@ from tests.conftest import RedisServer
 pytestmark = pytest.mark.scaleout
 
 MESSAGE = {"type": "events.batch", "events": [], "skipped": 0}
+IN_MEMORY = "channels.layers.InMemoryChannelLayer"
 
 
 def redis_layers(url: str) -> dict[str, Any]:
@@ -136,3 +137,22 @@ def test_batches_are_numbered_so_the_dashboard_can_count_gaps() -> None:
     assert first["origin"] == second["origin"] and str(os.getpid()) in first["origin"]
     assert second["seq"] == first["seq"] + 3 and (first["count"], second["count"]) == (3, 2)
     assert "origin" not in MESSAGE  # the caller's message is not changed
+
+
+async def test_a_stalled_listener_loop_gets_no_more_than_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken: list[dict[str, Any]] = []
+    monkeypatch.setattr(live, "MAX_IN_FLIGHT", 3)
+    live.register_listener(asyncio.get_running_loop(), taken.append)
+    try:
+        with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": IN_MEMORY}}):
+            # this loop is busy in the test, as a stalled server loop would be
+            results = [live.publish({**MESSAGE, "n": n}) for n in range(5)]
+            assert results == [True] * 5 and taken == []
+            assert live.health()["dropped_stalled"] == 2
+            await asyncio.sleep(0.01)
+            assert [m["n"] for m in taken] == [0, 1, 2]
+    finally:
+        live.unregister_listener(taken.append)
+    assert live._listener is None
