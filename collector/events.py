@@ -14,32 +14,47 @@ EventDict = dict[str, Any]
 
 
 def build(record: tuple[Any, ...], now_wall: float, now: float, pid: int) -> EventDict:
-    """Return the event dict for one raw record; its perf-counter start becomes wall time."""
-    (seq, signal, sender, method, start, duration, calls, parent_seq, parent_call, kwargs,
-     path) = record
+    """Return the event dict for one raw record; its perf-counter start becomes wall time.
+
+    The record layout is described in ``collector.hook``'s docstring.
+    """
+    marks, signal, sender, method, parent, kwargs, path, extra = record
+    seq, start = marks[0], marks[1]
+    if seq is None:  # no child asked for the number while the send ran: draw it now
+        seq = next(hook._seq)
     failures = 0
     call_dicts = []
-    for position, call in enumerate(calls):
-        if len(call) == 2:
-            index, is_async, failed = position, False, None
-        else:
-            index, is_async, failed = call[2], call[3], call[4]
+    previous = start
+    for position in range(2, len(marks), 2):
+        name, ended = marks[position], marks[position + 1]
+        if name is not None:
+            call_dicts.append({
+                "index": (position - 2) >> 1, "receiver": name, "is_async": False,
+                "duration_ns": round((ended - previous) * 1e9), "outcome": "ok", "exc_type": "",
+                "exc_message": "", "traceback": "", "location": "",
+            })
+        previous = ended
+    for name, seconds, index, is_async, failed in extra or ():
         if failed is None:
             call_dicts.append({
-                "index": index, "receiver": call[0], "is_async": is_async,
-                "duration_ns": round(call[1] * 1e9), "outcome": "ok", "exc_type": "",
+                "index": index, "receiver": name, "is_async": is_async,
+                "duration_ns": round(seconds * 1e9), "outcome": "ok", "exc_type": "",
                 "exc_message": "", "traceback": "", "location": "",
             })
         else:
             failures += 1
             exc_type, message, text, location = failed
             call_dicts.append({
-                "index": index, "receiver": call[0], "is_async": is_async,
-                "duration_ns": round(call[1] * 1e9), "outcome": "error", "exc_type": exc_type,
+                "index": index, "receiver": name, "is_async": is_async,
+                "duration_ns": round(seconds * 1e9), "outcome": "error", "exc_type": exc_type,
                 "exc_message": message, "traceback": text, "location": location,
             })
-    if len(call_dicts) > 1:
+    if extra and len(call_dicts) > 1:
         call_dicts.sort(key=_index)
+    duration = marks[-1] - start
+    parent_seq, parent_call = (None, None) if parent is None else parent
+    if kwargs is None:
+        kwargs = {}
     return {
         "id": hook.event_id(seq),
         "signal": naming.signal_name(signal),

@@ -7,26 +7,37 @@ receiver objects; exceptions propagate unchanged; sends with no receivers take D
 path. What the hot path keeps is one flat tuple of plain values appended to the runtime's queue;
 naming of signals and senders, wall-clock time, processors and storage happen on the writer thread.
 
-Record layout (see ``events.build``): ``(seq, signal, sender, method, start, duration, calls,
-parent_seq, parent_call, kwargs, request_path)``: times in perf-counter seconds (floats are cheaper
-than nanosecond ints here), ``calls`` a tuple of ``(name, seconds)`` for a sync receiver that
-returned (its index is its position) or ``(name, seconds, index, is_async, failure)``, and ``seq``
-this process's sequence number (the writer turns it into the globally unique event id).
+``send``/``send_robust`` to sync receivers only, outside a muted context, is the fast path: one
+context-variable read, one clock read per receiver boundary (the end of one receiver is the start
+of the next), no per-receiver bookkeeping beyond growing the record. Everything else (async
+receivers, the request signals, muted contexts, sends nobody hears) takes ``_dispatch``.
+
+Record layout (decoded by ``events.build``): ``(marks, signal, sender, method, parent, kwargs,
+request_path, extra)``. ``marks`` is ``(seq, start, name0, end0, name1, end1, ...)``: this
+process's sequence number (the writer turns it into the globally unique event id; ``None`` until
+a nested send needs it as its parent's number, the writer then draws it), the start and then, per
+sync receiver in order, its name and the perf-counter time it returned (its duration is the
+difference from the previous mark); a ``None`` name marks a call described in ``extra``. The last
+mark is the end of the dispatch. ``parent`` is ``None`` or ``(seq, call index)``; ``kwargs`` is
+``None`` or the captured dict; ``extra`` is ``None`` or a tuple of ``(name, seconds, index,
+is_async, failure)`` for failed and async calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import os
 import random
 import threading
 import traceback as _tb
 from _thread import get_ident
+from collections import deque
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from time import perf_counter
-from typing import Any
+from typing import Any, Final, Generic, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.core.signals import request_finished as _request_finished
@@ -42,21 +53,27 @@ _run_parallel: Callable[..., Coroutine[Any, Any, list[Any]]] | None = getattr(
     _dispatcher, "_run_parallel", None
 )
 
-# Nesting: one "cell" per thread and context: [owner thread ident, inherited parent seq,
-# inherited parent call index, stack]. The stack holds one [seq, call index] cursor per send in
-# progress; a send pushes its cursor and cuts the stack back when done. ContextVar.set (a HAMT copy) happens once per context,
-# not per send. A context copied into another thread (sync_to_async) gets its own cell there,
-# seeded with the parent it inherited; each async receiver gets a fresh cell naming its call.
-_current: ContextVar[list[Any] | None] = ContextVar("signal_monitor_current", default=None)
-# True while the collector must not record (its own writer, excluded request paths).
-muted: ContextVar[bool] = ContextVar("signal_monitor_muted", default=False)
-# The request path of the request being served in this context ("" outside requests).
-request_path: ContextVar[str] = ContextVar("signal_monitor_request_path", default="")
+_T = TypeVar("_T")
+# What a send needs to know about its context, in one value, so the hot path reads one
+# context variable: a "cell" ``(owner thread ident, slot, muted, request path)``. ``slot`` is a
+# one-item list holding the frame of the send in progress in this thread (the fast path's growing
+# ``marks`` list, whose length tells the call index, or a ``(seq, call index)`` tuple), or None.
+# A send swaps its frame into the slot and puts the previous one back; nothing is pushed,
+# allocated or looked up for nesting unless a send happens inside a receiver. Cells are
+# replaced, never changed (ContextVar.set, a HAMT copy, happens once per context); the slot is
+# shared by the cells one thread derives from each other. A context copied into another thread
+# (sync_to_async) gets its own cell there, seeded with the parent it inherited; each async
+# receiver gets a fresh cell naming its call.
+_Cell = tuple[int, list[Any], bool, str]
+_current: ContextVar[_Cell | None] = ContextVar("signal_monitor_current", default=None)
+_MUTED: Final = 2
+_PATH: Final = 3
 # Async receivers share one context under 6.1's TaskGroup, so their parent is kept per task.
 _task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
 
 _TOKEN = random.getrandbits(31)
 _seq = itertools.count(1)
+_seq_lock = threading.Lock()
 
 # The runtime's queue and its capacity; records are appended here (set by runtime.attach).
 _queue: Any = None
@@ -71,14 +88,22 @@ _ORIGINALS: dict[str, Any] = {
 }
 _lock = threading.Lock()
 _installed = False
-_EMPTY: dict[str, Any] = {}
 # id(receiver or its __func__) -> dotted name, valid while the object lives; see naming.
-_names = naming.receiver_names
+_names_get = naming.receiver_names.get
+_name = naming.receiver_name
+_capture = capture.capture_kwargs
+_sender_ref = capture.sender_ref
 # Signal -> its dotted name, and class sender -> its label, filled by the writer thread once it
 # has named them. With both known, a queued record holds only plain values, which the garbage
 # collector stops tracking; until then the record carries the object and the writer names it.
 signal_names: dict[Signal, str] = {}
 sender_labels: dict[type, str] = {}
+# Bound and unbound methods called directly: the interpreter specialises these calls, while
+# ``obj.method()`` on a ContextVar or a deque builds a bound method object on every send.
+_current_get = _current.get
+_append = deque.append
+_signal_name = signal_names.get
+_sender_label = sender_labels.get
 
 
 def event_id(seq: int) -> int:
@@ -94,34 +119,77 @@ def _task_parent() -> tuple[int, int] | None:
     return _task_parents.get(asyncio.current_task(loop))  # type: ignore[arg-type]
 
 
-def _cell() -> list[Any]:
-    """Return this thread's nesting cell in the current context, creating it once."""
+def _parent_of(frame: Any) -> tuple[int, int] | None:
+    """Return (seq, call index) of the receiver call a send inside ``frame`` happens in.
+
+    A list frame is a fast-path send's ``marks``: two header items, then two per finished
+    receiver, so the receiver running now is ``(len - 2) // 2``. Never raises.
+    """
+    try:
+        if type(frame) is list:
+            if frame[0] is None:
+                with _seq_lock:  # the parent's own number, drawn the first time a child asks
+                    if frame[0] is None:
+                        frame[0] = next(_seq)
+            return frame[0], (len(frame) - 2) >> 1
+        if _task_parents:
+            found = _task_parent()
+            if found is not None:
+                return found
+        if type(frame) is tuple and len(frame) == 2:
+            return frame
+    except Exception:  # noqa: BLE001 - a disturbed frame (greenlets) costs only the link
+        pass
+    return None
+
+
+def _cell() -> _Cell:
+    """Return this thread's cell in the current context, creating it once per context."""
     cell = _current.get()
     ident = get_ident()
-    if cell is None or cell[0] != ident:
-        if cell is None:
-            seq, call = None, None
-        elif cell[3]:
-            seq, call = cell[3][-1]
-        else:
-            seq, call = cell[1], cell[2]
-        cell = [ident, seq, call, []]
-        _current.set(cell)
-    return cell
+    if cell is not None and cell[0] == ident:
+        return cell
+    if cell is None:
+        fresh: _Cell = (ident, [None], False, "")
+    else:
+        fresh = (ident, [_parent_of(cell[1][0])], cell[_MUTED], cell[_PATH])
+    _current.set(fresh)
+    return fresh
 
 
-def _parent() -> tuple[int | None, int | None]:
-    """Return (seq, call index) of the receiver call this send happens inside, or Nones."""
-    if _task_parents:
-        found = _task_parent()
-        if found is not None:
-            return found
-    cell = _cell()
-    stack = cell[3]
-    if stack:
-        seq, call = stack[-1]
-        return seq, call
-    return cell[1], cell[2]
+class _CellVar(Generic[_T]):
+    """A ContextVar-like view of one field of the cell (the muted flag, the request path).
+
+    ``set`` replaces this context's cell (keeping its frame slot) and returns the token that
+    ``reset`` takes, as ``ContextVar`` does; a reset restores the whole cell from before.
+    """
+
+    __slots__ = ("_field", "_default")
+
+    def __init__(self, field: int, default: _T) -> None:
+        self._field = field
+        self._default = default
+
+    def get(self) -> _T:
+        """Return the value in the current context."""
+        cell: Any = _current.get()
+        return self._default if cell is None else cell[self._field]
+
+    def set(self, value: _T) -> contextvars.Token[_Cell | None]:
+        """Set the value in the current context; return a token for ``reset``."""
+        fields: list[Any] = list(_cell())
+        fields[self._field] = value
+        return _current.set(tuple(fields))
+
+    def reset(self, token: contextvars.Token[_Cell | None]) -> None:
+        """Restore the context's state from before the ``set`` that returned ``token``."""
+        _current.reset(token)
+
+
+# True while the collector must not record (its own writer, excluded request paths).
+muted: _CellVar[bool] = _CellVar(_MUTED, False)
+# The request path of the request being served in this context ("" outside requests).
+request_path: _CellVar[str] = _CellVar(_PATH, "")
 
 
 def _drop_quietly(reason: str) -> None:
@@ -157,33 +225,37 @@ def _failure(exc: BaseException) -> tuple[str, str, str, str]:
         return type(exc).__qualname__, "<unprintable exception>", "", ""
 
 
-def _named(calls: list[Any]) -> tuple[Any, ...]:
-    """Return the calls as a tuple, naming receivers still held as objects.
+def _failed_call(marks: list[Any], receiver: Any, err: BaseException) -> tuple[Any, ...]:
+    """Close the call that raised in ``marks`` and return its ``extra`` entry. Never raises."""
+    marks += (None, perf_counter())
+    index = (len(marks) - 4) >> 1
+    try:
+        return (_name(receiver), marks[-1] - marks[-3], index, False, _failure(err))
+    except BaseException:  # noqa: BLE001
+        return ("<unknown>", 0.0, index, False, _failure(err))
 
-    A call is ``(name, seconds)`` for a sync receiver that returned (its index is its position),
-    or ``(name, seconds, index, is_async, failure)`` otherwise.
-    """
-    for position, call in enumerate(calls):
-        if type(call[0]) is not str:
-            calls[position] = (naming.receiver_name(call[0]), *call[1:])
-    return tuple(calls)
+
+def _sender_value(sender: Any) -> Any:
+    """Return what a record holds of the sender: a label, or a class not labelled yet."""
+    if sender is None:
+        return "None"
+    if isinstance(sender, type):
+        return _sender_label(sender, sender)
+    return _sender_ref(sender)
 
 
 def _enqueue(
     signal: Signal, sender: Any, method: str, named: dict[str, Any], seq: int,
-    parent: tuple[int | None, int | None], start: int, end: int, calls: list[Any],
+    parent: tuple[int, int] | None, start: float, end: float, calls: list[Any], path: str,
 ) -> None:
-    """Queue one finished dispatch (the async and unheard paths; sync sends inline this)."""
+    """Queue one finished dispatch of the general path (calls as ``extra`` entries)."""
     try:
         if len(_queue) >= capacity:
             runtime_state.drop("queue_full")
             return
-        _queue.append((
-            seq, signal_names.get(signal, signal),
-            sender_labels.get(sender, sender) if isinstance(sender, type)
-            else "None" if sender is None else capture.sender_ref(sender),
-            method, start, end - start, _named(calls), parent[0], parent[1],
-            capture.capture_kwargs(signal, named) if named else _EMPTY, request_path.get(),
+        _append(_queue, (
+            (seq, start, None, end), _signal_name(signal, signal), _sender_value(sender),
+            method, parent, _capture(signal, named) if named else None, path, tuple(calls),
         ))
         if not runtime_state.alive:
             runtime_state.start()
@@ -198,9 +270,12 @@ def _count_unheard(signal: Signal, sender: Any) -> None:
         unheard[id(signal)] = [signal, 1]
     else:
         slot[1] += 1
-    if record_unheard and not muted.get():
-        now = perf_counter()
-        _enqueue(signal, sender, "send", _EMPTY, next(_seq), _parent(), now, now, [])
+    if record_unheard:
+        cell = _cell()
+        if not cell[_MUTED]:
+            now = perf_counter()
+            _enqueue(signal, sender, "send", {}, next(_seq), _parent_of(cell[1][0]), now, now, [],
+                     cell[_PATH])
 
 
 class _RuntimeState:
@@ -228,137 +303,197 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
     """
     from collector.conf import get_config
 
-    was_muted = muted.get()
+    cell = _cell()
+    was_muted = cell[_MUTED]
     if signal is _request_finished:
-        if request_path.get():
-            request_path.set("")
-            muted.set(False)
+        if cell[_PATH]:
+            _current.set((cell[0], cell[1], False, ""))
         return was_muted
     path = capture.request_path_of(named)
-    request_path.set(path)
     excluded = get_config()["EXCLUDE_PATHS"]
     now_muted = bool(path) and any(path.startswith(prefix) for prefix in excluded)
-    muted.set(now_muted)
+    _current.set((cell[0], cell[1], now_muted, path))
     return now_muted
 
 
-def _make_sync_send(method: str, robust: bool) -> Callable[..., list[tuple[Any, Any]]]:
-    """Build Django's send() (robust=False) or send_robust() (robust=True), timed.
-
-    One closure per method keeps the hot path flat: receivers are timed with chained clock
-    reads (one per receiver plus one), named from the cache, and the record is queued inline.
-    """
-    original = _ORIGINALS[method]
-
-    def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
-        if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
-            return []
-        sync_receivers, async_receivers = self._live_receivers(sender)
-        if not sync_receivers and not async_receivers:
-            _count_unheard(self, sender)
-            return []
-        if self is _request_started or self is _request_finished:
-            if _track_request(self, named):
-                return original(self, sender, **named)  # type: ignore[no-any-return]
-        elif muted.get():
-            return original(self, sender, **named)  # type: ignore[no-any-return]
-        seq = next(_seq)
-        cell = _current.get()
-        if cell is None or cell[0] != get_ident():
-            cell = _cell()
-        stack = cell[3]
-        depth = len(stack)
-        if depth:
-            parent_seq, parent_call = stack[-1]
+def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Django's Signal.send, timed (the fast path; see the module docstring)."""
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    cell = _current_get()
+    if (cell is None or cell[0] != get_ident() or cell[2] or async_receivers
+            or not sync_receivers or self is _request_started or self is _request_finished):
+        return _dispatch(self, sender, named, sync_receivers, async_receivers, "send", False)
+    slot = cell[1]
+    parent = slot[0]
+    responses = []
+    marks: list[Any] = [None, perf_counter()]
+    slot[0] = marks
+    try:
+        for receiver in sync_receivers:
+            response = receiver(signal=self, sender=sender, **named)
+            marks += (_names_get(id(receiver)) or _name(receiver), perf_counter())
+            responses.append((receiver, response))
+    except BaseException as err:
+        slot[0] = parent
+        _record(self, sender, named, "send", marks, parent, cell[3],
+                (_failed_call(marks, receiver, err),))
+        raise
+    slot[0] = parent
+    try:
+        queued = len(_queue)
+        if queued < capacity:
+            _append(_queue, (
+                tuple(marks), _signal_name(self, self),
+                "None" if sender is None else _sender_label(sender, sender)
+                if isinstance(sender, type) else _sender_ref(sender),
+                "send", None if parent is None else _parent_of(parent),
+                _capture(self, named) if named else None, cell[3], None,
+            ))
+            if not queued & 255 and not runtime_state.alive:
+                runtime_state.start()
         else:
-            parent_seq, parent_call = cell[1], cell[2]
-        if _task_parents:
-            found = _task_parent()
-            if found is not None:
-                parent_seq, parent_call = found
-        calls: list[Any] = []
-        responses: list[tuple[Any, Any]] = []
-        # A cursor object, not ints written at fixed positions: nothing here can raise even if
-        # something interleaves on this stack (greenlets sharing a thread).
-        cursor = [seq, 0]
-        stack.append(cursor)
-        index = 0
-        unnamed = False
-        start = mark = perf_counter()
-        try:
-            for receiver in sync_receivers:
-                cursor[1] = index
-                try:
-                    response = receiver(signal=self, sender=sender, **named)
-                except Exception as err:
-                    ended = perf_counter()
-                    calls.append((receiver, ended - mark, index, False, _failure(err)))
-                    unnamed = True
-                    if not robust:
-                        raise
-                    self._log_robust_failure(receiver, err)
-                    response = err
-                except BaseException as err:
-                    ended = perf_counter()
-                    calls.append((receiver, ended - mark, index, False, _failure(err)))
-                    unnamed = True
-                    raise
-                else:
-                    ended = perf_counter()
-                    name = _names.get(id(receiver))
-                    if name is None:
-                        calls.append((receiver, ended - mark))
-                        unnamed = True
-                    else:
-                        calls.append((name, ended - mark))
-                responses.append((receiver, response))
-                mark = ended
-                index += 1
-            if async_receivers:
-                unnamed = True
-                del stack[depth:]
-                dispatch = _Dispatch(
-                    self, sender, method, named, seq, (parent_seq, parent_call), calls
-                )
-                responses.extend(_send_async(dispatch, async_receivers, index, robust))
-                mark = perf_counter()
-            return responses
-        finally:
-            del stack[depth:]
+            runtime_state.drop("queue_full")
+    except BaseException:  # noqa: BLE001 - the collector never raises into the host
+        _drop_quietly("capture_error")
+    return responses
+
+
+def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+    """Django's Signal.send_robust, timed (the fast path; see the module docstring)."""
+    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = self._live_receivers(sender)
+    cell = _current_get()
+    if (cell is None or cell[0] != get_ident() or cell[2] or async_receivers
+            or not sync_receivers or self is _request_started or self is _request_finished):
+        return _dispatch(self, sender, named, sync_receivers, async_receivers, "send_robust", True)
+    slot = cell[1]
+    parent = slot[0]
+    failed: tuple[Any, ...] | None = None
+    responses = []
+    marks: list[Any] = [None, perf_counter()]
+    slot[0] = marks
+    try:
+        for receiver in sync_receivers:
             try:
-                if len(_queue) < capacity:
-                    _queue.append((
-                        seq, signal_names.get(self, self),
-                        "None" if sender is None else sender_labels.get(sender, sender)
-                        if isinstance(sender, type) else capture.sender_ref(sender),
-                        method, start, mark - start, _named(calls) if unnamed else tuple(calls),
-                        parent_seq, parent_call,
-                        capture.capture_kwargs(self, named) if named else _EMPTY,
-                        request_path.get(),
-                    ))
-                    if not seq & 255 and not runtime_state.alive:
-                        runtime_state.start()
-                else:
-                    runtime_state.drop("queue_full")
-            except BaseException:  # noqa: BLE001 - the collector never raises into the host
-                _drop_quietly("capture_error")
+                response = receiver(signal=self, sender=sender, **named)
+            except Exception as err:
+                failed = (*(failed or ()), _failed_call(marks, receiver, err))
+                self._log_robust_failure(receiver, err)
+                response = err
+            else:
+                marks += (_names_get(id(receiver)) or _name(receiver), perf_counter())
+            responses.append((receiver, response))
+    except BaseException as err:
+        slot[0] = parent
+        if len(marks) - 2 >> 1 == len(responses):  # the receiver raised, not the failure logging
+            failed = (*(failed or ()), _failed_call(marks, receiver, err))
+        _record(self, sender, named, "send_robust", marks, parent, cell[3], failed)
+        raise
+    slot[0] = parent
+    try:
+        queued = len(_queue)
+        if queued < capacity:
+            _append(_queue, (
+                tuple(marks), _signal_name(self, self),
+                "None" if sender is None else _sender_label(sender, sender)
+                if isinstance(sender, type) else _sender_ref(sender),
+                "send_robust", None if parent is None else _parent_of(parent),
+                _capture(self, named) if named else None, cell[3], failed,
+            ))
+            if not queued & 255 and not runtime_state.alive:
+                runtime_state.start()
+        else:
+            runtime_state.drop("queue_full")
+    except BaseException:  # noqa: BLE001 - the collector never raises into the host
+        _drop_quietly("capture_error")
+    return responses
 
-    send.__name__ = send.__qualname__ = method
-    return send
+
+def _record(
+    signal: Signal, sender: Any, named: dict[str, Any], method: str, marks: list[Any],
+    parent: Any, path: str, failed: tuple[Any, ...] | None,
+) -> None:
+    """Queue a fast-path dispatch that ended in an exception (never raises)."""
+    try:
+        if len(_queue) < capacity:
+            _append(_queue, (
+                tuple(marks), _signal_name(signal, signal), _sender_value(sender), method,
+                None if parent is None else _parent_of(parent),
+                _capture(signal, named) if named else None, path, failed,
+            ))
+        else:
+            runtime_state.drop("queue_full")
+    except BaseException:  # noqa: BLE001 - the collector never raises into the host
+        _drop_quietly("capture_error")
 
 
-send = _make_sync_send("send", robust=False)
-send_robust = _make_sync_send("send_robust", robust=True)
+def _dispatch(
+    signal: Signal, sender: Any, named: dict[str, Any], sync_receivers: list[Any],
+    async_receivers: list[Any], method: str, robust: bool,
+) -> list[tuple[Any, Any]]:
+    """The general send/send_robust: unheard sends, request signals, muted contexts, async."""
+    if not sync_receivers and not async_receivers:
+        _count_unheard(signal, sender)
+        return []
+    if signal is _request_started or signal is _request_finished:
+        if _track_request(signal, named):
+            return _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
+    elif muted.get():
+        return _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
+    cell = _cell()
+    slot = cell[1]
+    parent = slot[0]
+    parent_call = _parent_of(parent)
+    seq = next(_seq)
+    calls: list[Any] = []
+    responses: list[tuple[Any, Any]] = []
+    index = 0
+    start = mark = perf_counter()
+    try:
+        for receiver in sync_receivers:
+            slot[0] = (seq, index)
+            try:
+                response = receiver(signal=signal, sender=sender, **named)
+            except Exception as err:
+                ended = perf_counter()
+                calls.append((_name(receiver), ended - mark, index, False, _failure(err)))
+                if not robust:
+                    raise
+                signal._log_robust_failure(receiver, err)
+                response = err
+            except BaseException as err:
+                calls.append((_name(receiver), perf_counter() - mark, index, False, _failure(err)))
+                raise
+            else:
+                ended = perf_counter()
+                calls.append((_name(receiver), ended - mark, index, False, None))
+            responses.append((receiver, response))
+            mark = ended
+            index += 1
+        if async_receivers:
+            slot[0] = parent
+            dispatch = _Dispatch(
+                signal, sender, method, named, seq, parent_call, calls, cell[_PATH]
+            )
+            responses.extend(_send_async(dispatch, async_receivers, index, robust))
+        return responses
+    finally:
+        slot[0] = parent
+        _enqueue(signal, sender, method, named, seq, parent_call, start, perf_counter(), calls,
+                 cell[_PATH])
 
 
 class _Dispatch:
     """An async dispatch in flight: what its timed receiver coroutines need."""
 
-    __slots__ = ("signal", "sender", "method", "named", "seq", "parent", "start", "calls")
+    __slots__ = ("signal", "sender", "method", "named", "seq", "parent", "start", "calls", "path")
 
     def __init__(
         self, signal: Signal, sender: Any, method: str, named: dict[str, Any],
-        seq: int, parent: tuple[int | None, int | None], calls: list[Any],
+        seq: int, parent: tuple[int, int] | None, calls: list[Any], path: str,
     ) -> None:
         self.signal = signal
         self.sender = sender
@@ -367,64 +502,68 @@ class _Dispatch:
         self.seq = seq
         self.parent = parent
         self.calls = calls
+        self.path = path
         self.start = perf_counter()
 
     def run_sync(self, receivers: list[Any], robust: bool) -> list[tuple[Any, Any]]:
         """Call sync receivers in order, timing each (asend's sync_send, in a worker thread)."""
         signal, sender, named, calls = self.signal, self.sender, self.named, self.calls
         responses: list[tuple[Any, Any]] = []
-        stack = _cell()[3]
-        depth = len(stack)
-        cursor = [self.seq, 0]
-        stack.append(cursor)
+        slot = _cell()[1]
+        parent = slot[0]
         try:
             for index, receiver in enumerate(receivers):
-                cursor[1] = index
+                slot[0] = (self.seq, index)
                 began = perf_counter()
                 try:
                     response = receiver(signal=signal, sender=sender, **named)
                 except Exception as err:
-                    calls.append((receiver, perf_counter() - began, index, False, _failure(err)))
+                    calls.append((_name(receiver), perf_counter() - began, index, False,
+                                  _failure(err)))
                     if not robust:
                         raise
                     signal._log_robust_failure(receiver, err)
                     responses.append((receiver, err))
                 except BaseException as err:
-                    calls.append((receiver, perf_counter() - began, index, False, _failure(err)))
+                    calls.append((_name(receiver), perf_counter() - began, index, False,
+                                  _failure(err)))
                     raise
                 else:
-                    calls.append((receiver, perf_counter() - began, index, False, None))
+                    calls.append((_name(receiver), perf_counter() - began, index, False, None))
                     responses.append((receiver, response))
         finally:
-            del stack[depth:]
+            slot[0] = parent
         return responses
 
     async def run_async(
-        self, receiver: Any, index: int, robust: bool, outer: list[Any] | None
+        self, receiver: Any, index: int, robust: bool, outer: _Cell | None
     ) -> Any:
         """Await one async receiver, timing it; Django's coroutine or asend_and_wrap_exception."""
         task = asyncio.current_task()
         if task is not None:
             _task_parents[task] = (self.seq, index)
-        _current.set([get_ident(), self.seq, index, []])
+        muted_now = False if outer is None else outer[_MUTED]
+        _current.set((get_ident(), [(self.seq, index)], muted_now, self.path))
         began = perf_counter()
         try:
             response = await receiver(signal=self.signal, sender=self.sender, **self.named)
         except Exception as err:
-            self.calls.append((receiver, perf_counter() - began, index, True, _failure(err)))
+            self.calls.append((_name(receiver), perf_counter() - began, index, True,
+                               _failure(err)))
             if not robust:
                 raise
             self.signal._log_robust_failure(receiver, err)
             return err
         except BaseException as err:
-            self.calls.append((receiver, perf_counter() - began, index, True, _failure(err)))
+            self.calls.append((_name(receiver), perf_counter() - began, index, True,
+                               _failure(err)))
             raise
         finally:
             # Restore the value from before the whole group, never a sibling's (shared context).
             _current.set(outer)
             if task is not None:
                 _task_parents.pop(task, None)
-        self.calls.append((receiver, perf_counter() - began, index, True, None))
+        self.calls.append((_name(receiver), perf_counter() - began, index, True, None))
         return response
 
     def async_coros(self, receivers: list[Any], first: int, robust: bool) -> list[Any]:
@@ -435,7 +574,7 @@ class _Dispatch:
     def finish(self) -> None:
         """Queue the finished dispatch."""
         _enqueue(self.signal, self.sender, self.method, self.named, self.seq, self.parent,
-                 self.start, perf_counter(), self.calls)
+                 self.start, perf_counter(), self.calls, self.path)
 
 
 def _send_async(
@@ -479,7 +618,10 @@ async def _asend(
             return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
     elif muted.get():
         return await _ORIGINALS[method](signal, sender, **named)  # type: ignore[no-any-return]
-    dispatch = _Dispatch(signal, sender, method, named, next(_seq), _parent(), [])
+    cell = _cell()
+    dispatch = _Dispatch(
+        signal, sender, method, named, next(_seq), _parent_of(cell[1][0]), [], cell[_PATH]
+    )
 
     if sync_receivers:
 
@@ -550,9 +692,10 @@ def is_installed() -> bool:
 
 def reseed_after_fork() -> None:
     """Give a forked child its own id token and sequence, and forget the parent's state."""
-    global _TOKEN, _seq
+    global _TOKEN, _seq, _seq_lock
     _TOKEN = random.getrandbits(31)
     _seq = itertools.count(1)
+    _seq_lock = threading.Lock()  # another thread may have held it at the fork
     _task_parents.clear()
     unheard.clear()
 

@@ -345,20 +345,26 @@ def test_install_and_uninstall_are_idempotent_and_thread_safe() -> None:
 
 
 def test_hook_never_raises_when_its_own_state_is_disturbed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Greenlets sharing a thread could cut the nesting stack; a failing writer start: no raise."""
+    """Greenlets sharing a thread could leave junk in the nesting slot; a writer start fails."""
     from collector import hook
 
-    signal = Signal()
+    signal, inner = Signal(), Signal()
+    junk = iter([[], "junk", (1,), None] * 1000)
 
     def clobber(sender: Any, **kw: Any) -> str:
-        hook._cell()[3].clear()  # what an interleaved greenlet's send could do
+        hook._cell()[1][0] = next(junk)  # what an interleaved greenlet's send could leave
+        assert inner.send(sender=None) == [(on_inner, "inner")]
         return "first"
+
+    def on_inner(sender: Any, **kw: Any) -> str:
+        return "inner"
 
     def second(sender: Any, **kw: Any) -> str:
         return "second"
 
     signal.connect(clobber, weak=False)
     signal.connect(second, weak=False)
+    inner.connect(on_inner, weak=False)
     collector.install()
     assert [r for _, r in signal.send(sender=None)] == ["first", "second"]
 
