@@ -243,6 +243,7 @@ class FeedState:
     def set_filters(self, filters: FeedFilters) -> None:
         """Switch filters: the page is cleared and every counter restarts."""
         self.filters = filters
+        self.filtering = bool(filters)  # with no filter every event matches: skip the checks
         self.pending: deque[dict[str, Any]] = deque()
         self.shown: deque[int] = deque()
         self.shown_ids: set[int] = set()
@@ -271,21 +272,10 @@ class FeedState:
             self.skipped_upstream += upstream
             self.status_dirty = True
         events = message.get("events")
+        filtering = self.filtering
         for event in events if isinstance(events, list) else []:
-            if isinstance(event, Mapping) and self.filters.matches(event):
+            if isinstance(event, Mapping) and (not filtering or self.filters.matches(event)):
                 self._queue(event)
-
-    def count_dropped(self, message: Mapping[str, Any]) -> None:
-        """Count the matching events of a batch this client had no room to take as skipped."""
-        upstream = message.get("skipped")
-        if isinstance(upstream, int) and upstream > 0:
-            self.skipped_upstream += upstream
-        events = message.get("events")
-        for event in events if isinstance(events, list) else []:
-            if isinstance(event, Mapping) and self.filters.matches(event):
-                self.matched += 1
-                self.skipped += 1
-        self.status_dirty = True
 
     def add_backfill(self, events: list[dict[str, Any]]) -> None:
         """Queue stored events (oldest first) to be shown, without counting them as live."""

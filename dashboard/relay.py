@@ -200,10 +200,10 @@ def relay_stats() -> dict[str, Any]:
 
 
 class Subscriber(Protocol):
-    """What the hub needs of a consumer: a non-blocking inbox for group messages."""
+    """What the hub needs of a consumer: a way to take a message without waiting."""
 
     def deliver(self, message: dict[str, Any]) -> None:
-        """Take one message ("events.batch", "layer.down" or "layer.up") without waiting."""
+        """Take one message ("events.batch", "layer.down" or "layer.up"); never block."""
 
 
 @dataclass

@@ -439,18 +439,6 @@ async def test_batches_the_layer_dropped_are_counted_as_dropped_upstream(connect
     assert "<b>40</b> dropped upstream" in frames[-1]["content"]
 
 
-async def test_a_viewer_that_cannot_keep_up_counts_what_it_missed(
-    connect: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(LiveFeedConsumer, "max_inbox", 0)  # no room at all
-    comm = await connect()
-    await comm.receive_json_from(timeout=3)
-    await publish(live_event(1), live_event(2), live_event(3, signal="app.signals.pong"))
-    frames = await frames_until(comm, lambda f: "skipped (rate)" in f["content"])
-    assert "<b>3</b> skipped (rate)" in frames[-1]["content"]
-    assert not any(has_row(1)(f) for f in frames)
-
-
 async def test_this_process_hands_batches_to_the_hub_without_the_layer(
     connect: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

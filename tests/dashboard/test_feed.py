@@ -192,16 +192,6 @@ def test_a_shared_event_builds_its_row_once() -> None:
     assert feed_row(event(1)) == row and feed_row(event(1)) is not row  # plain dicts: fresh
 
 
-def test_a_batch_with_no_room_is_counted_not_shown() -> None:
-    state = FeedState(FeedFilters(signal="app.signals.ping"))
-    state.take_frame()
-    state.count_dropped({"events": [event(1), event(2, signal="x"), "junk"], "skipped": 4})
-    frame = state.take_frame()
-    assert frame is not None and frame.rows == []
-    status = state.status()
-    assert (status["matched"], status["skipped"], status["skipped_upstream"]) == (1, 1, 4)
-
-
 class Clock:
     """A clock the test moves by hand."""
 
