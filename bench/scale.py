@@ -3,8 +3,10 @@
 The store is generated in bulk (raw ``executemany`` into the collector's own tables, indexes
 dropped during the load and rebuilt after, exactly as the migrations define them): about 30
 signals, 80 receivers, 2% failed calls, spread over the last 7 days with a daily rhythm, some
-nested events, and ReceiverStat / SignalCount rollups computed from the generated calls. It is
-kept under TMP keyed by size and schema, and reused for 24 hours.
+nested events, and ReceiverStat / SignalCount rollups computed from the generated calls, folded
+into the 10-minute to day slot rollups (timings, counts, failure groups, processes) with the
+collector's own ``collector.rollups`` code, exactly what its writer stores. It is kept under TMP
+keyed by size, schema and slot layout, and reused for 24 hours.
 
 Each page is requested through Django's test client as a staff user against the real views of
 the project (config.settings, DEBUG off), once to warm up and then ``n`` times; the figure is the
@@ -39,7 +41,7 @@ MAX_AGE_S = 24 * 3600
 SLOW_S = 2.0  # a page slower than this is timed once (it misses the budget by 13x anyway)
 TABLES = (
     "event", "receivercall", "receiverstat", "signalcount", "receiverrollup", "signalrollup",
-    "failurerollup",
+    "failurerollup", "processrollup",
 )  # fmt: skip
 SIZES = {"tiny": 5_000, "quick": 200_000, "full": 10_000_000}
 
@@ -327,6 +329,8 @@ class _Writer:
         + ", ".join(f"b{i}" for i in range(16)) + ") VALUES (" + ",".join("?" * 27) + ")",
         "signalrollup": "INSERT INTO signals_collector_signalrollup (grain, start, signal, "
         "events, unheard) VALUES (?,?,?,?,?)",
+        "processrollup": "INSERT INTO signals_collector_processrollup (grain, start, host, pid, "
+        "events, failed, first_seen, last_seen) VALUES (?,?,?,?,?,?,?,?)",
         "failurerollup": "INSERT INTO signals_collector_failurerollup (grain, start, group_key, "
         "signal, sender, receiver, exc_type, location, failures, first_seen, last_seen, "
         "latest_event, latest_index, latest_message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -370,6 +374,7 @@ class _Slots:
         self.timings: dict[tuple[Any, ...], list[Any]] = {}
         self.counts: dict[tuple[Any, ...], list[int]] = {}
         self.failures = rollups.FailureFold()
+        self.processes = rollups.ProcessFold()
 
     def add_minute(self, minute: float, stats: dict[tuple[Any, ...], list[int]],
                    counts: dict[str, list[int]]) -> None:  # fmt: skip
@@ -411,6 +416,7 @@ class _Slots:
         """Write every open slot and the failure rollups."""
         self._close(float("inf"))
         self.out.rows["failurerollup"].extend(self.failures.values(_slot_text))
+        self.out.rows["processrollup"].extend(self.processes.values(_slot_text))
 
 
 def _minutes(end: datetime) -> list[tuple[datetime, float]]:
@@ -454,6 +460,7 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
             seq[slot] += 1
             event_id = tokens[slot][0] | seq[slot]
             ts = f"{prefix}:{int(offset):02d}.{int(offset % 1 * 1e6):06d}"
+            ts_unix = minute_unix + int(offset) + int(offset % 1 * 1e6) / 1e6
             total = failures = 0
             for index, receiver in enumerate(kind.receivers):
                 ns, bucket = receiver.durations[rng.randrange(512)]
@@ -462,7 +469,7 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
                     exc, message, location, tb = rng.choice(receiver.errors)
                     text = message.format(n=rng.randint(1, 40))
                     slots.failures.add(
-                        minute_unix + int(offset) + int(offset % 1 * 1e6) / 1e6, ts,
+                        ts_unix, ts,
                         (kind.signal, kind.sender, receiver.name, exc, location),
                         event_id, index, text[:200],
                     )  # fmt: skip
@@ -535,6 +542,7 @@ def _generate(conn: sqlite3.Connection, target_calls: int, seed: int = 7) -> dic
                     rng.choice(paths),
                 )
             )
+            slots.processes.add(ts_unix, ts, "web-1", tokens[slot][1], failures > 0)
             previous = (event_id, 0)
             counts[kind.signal][0] += 1
         for kind in unheard:
@@ -752,6 +760,8 @@ def _pages(t: dict[str, Any]) -> list[tuple[str, str]]:
         ("failures list", "/signals/failures/?view=list&sort=receiver"),
         ("registry", "/signals/registry/"),
         ("registry", "/signals/registry/?q=post_save"),
+        ("processes", "/signals/processes/"),
+        ("processes", "/signals/processes/?since=24h"),
     ]
     pages += [("failure detail", f"/signals/failures/{i}/") for i in t["failures"][:3]]
     pages += [("event detail", f"/signals/events/{i}/") for i in t["events"]]

@@ -1,5 +1,5 @@
 """Stored events, receiver calls, and the rollups the dashboard reads: per minute and per slot
-(10 minutes, an hour, a day) of timings, signal counts and failure groups."""
+(10 minutes to a day) of timings, signal counts, failure groups and events per process."""
 
 from __future__ import annotations
 
@@ -253,6 +253,29 @@ class FailureRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receiver} {self.exc_type} @ {self.start:%Y-%m-%d %H:%M}: {self.failures}"
+
+
+class ProcessRollup(models.Model):
+    """Events one process (host, pid) stored in one slot: count, with a failure, first, last."""
+
+    grain = models.IntegerField(choices=Grain.choices)
+    start = models.DateTimeField()
+    host = models.CharField(max_length=100)
+    pid = models.IntegerField()
+    events = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "start", "host", "pid"], name="sigmon_procroll_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid} @ {self.start:%Y-%m-%d %H:%M}: {self.events}"
 
 
 class CollectorHealth(models.Model):

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connections, transaction
 
 from collector.conf import get_config
-from collector.rollups import GRAINS
+from collector.rollups import GRAINS, SLOT_MODELS
 
 __all__ = ["PruneResult", "cutoffs", "maybe_prune", "prune"]
 
@@ -105,7 +105,7 @@ def prune(
         # (grain, start) prefix).
         jobs += [
             (name, "start", by_age - timedelta(seconds=grain), True, {"grain": grain})
-            for name in ("ReceiverRollup", "SignalRollup", "FailureRollup")
+            for name in SLOT_MODELS
             for grain in GRAINS
         ]
     for model_name, column, cutoff, inclusive, extra in jobs:

@@ -1,4 +1,4 @@
-"""Slot rollups (10 minutes, an hour, 6 hours, a day) of timings, signal counts and failures.
+"""Slot rollups (10 minutes, an hour, 6 hours, a day) of timings, counts, failures, processes.
 
 The writer folds each batch's per-minute rows into every slot in the same transaction, with
 the same additive upserts as the per-minute tables (``n = n + excluded.n``, larger maximum,
@@ -22,7 +22,9 @@ __all__ = [
     "BUCKETS_PER_ROW",
     "GRAINS",
     "MESSAGE_CHARS",
+    "SLOT_MODELS",
     "FailureFold",
+    "ProcessFold",
     "fold_counts",
     "fold_stats",
     "group_key",
@@ -31,12 +33,17 @@ __all__ = [
 ]
 
 GRAINS = (600, 3600, 21600, 86400)  # seconds; must match collector.models.Grain
+SLOT_MODELS = ("ReceiverRollup", "SignalRollup", "FailureRollup", "ProcessRollup")
 BUCKETS_PER_ROW = 16
 MESSAGE_CHARS = 200
 
 _BUCKET_COLS = tuple(f"b{i}" for i in range(BUCKETS_PER_ROW))
+_ZEROS = (0,) * BUCKETS_PER_ROW
 _ROLLUP_KEY = ("grain", "start", "signal", "sender", "receiver", "octave")
 _ROLLUP_SUMS = ("calls", "failures", "total_ns", *_BUCKET_COLS)
+_ROLLUP_COLS = (*_ROLLUP_KEY, "calls", "failures", "total_ns", "max_ns", "last_failure",
+                *_BUCKET_COLS)  # fmt: skip
+_PROCESS_COLS = ("grain", "start", "host", "pid", "events", "failed", "first_seen", "last_seen")
 _SIGNAL_KEY = ("grain", "start", "signal")
 _SIGNAL_SUMS = ("events", "unheard")
 _FAILURE_COLS = (
@@ -51,24 +58,43 @@ CountRows = Mapping[tuple[Any, ...], list[int]]  # (minute unix, signal) -> [eve
 def fold_stats(stats: StatRows) -> dict[tuple[Any, ...], list[Any]]:
     """Fold per-minute timing rows into slot rows keyed (grain, slot, signal, sender, receiver,
     octave) -> [calls, failures, total_ns, max_ns, last failed minute or None, b0..b15]."""
-    out: dict[tuple[Any, ...], list[Any]] = {}
-    row: list[Any]
+    packed: dict[tuple[Any, ...], list[Any]] = {}  # the same rows per minute, 16 buckets a row
     for (minute, signal, sender, receiver, bucket), (calls, failures, total, most) in stats.items():
         octave, slot_bucket = divmod(int(bucket), BUCKETS_PER_ROW)
-        for grain in GRAINS:
-            key = (grain, minute - minute % grain, signal, sender, receiver, octave)
-            if key not in out:
-                out[key] = [0, 0, 0, 0, None, *[0] * BUCKETS_PER_ROW]
-            row = out[key]
-            row[0] += calls
-            row[1] += failures
-            row[2] += total
-            if most > row[3]:
-                row[3] = most
-            if failures and (row[4] is None or minute > row[4]):
-                row[4] = minute
-            row[5 + slot_bucket] += calls
+        key = (minute, signal, sender, receiver, octave)
+        row = packed.get(key)
+        if row is None:
+            packed[key] = row = [0, 0, 0, 0, None, *_ZEROS]
+        row[0] += calls
+        row[1] += failures
+        row[2] += total
+        if most > row[3]:
+            row[3] = most
+        if failures:
+            row[4] = minute
+        row[5 + slot_bucket] += calls
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for grain in GRAINS:
+        for (minute, *rest), row in packed.items():
+            slot_key = (grain, minute - minute % grain, *rest)
+            acc = out.get(slot_key)
+            if acc is None:
+                out[slot_key] = row.copy()
+            else:
+                _merge_rows(acc, row)
     return out
+
+
+def _merge_rows(acc: list[Any], row: list[Any]) -> None:
+    """Add one packed timing row into another (a batch spanning minutes of one slot)."""
+    acc[0] += row[0]
+    acc[1] += row[1]
+    acc[2] += row[2]
+    acc[3] = max(acc[3], row[3])
+    if row[4] is not None and (acc[4] is None or row[4] > acc[4]):
+        acc[4] = row[4]
+    for i in range(5, len(row)):
+        acc[i] += row[i]
 
 
 def fold_counts(counts: CountRows) -> dict[tuple[Any, ...], list[int]]:
@@ -126,6 +152,58 @@ class FailureFold:
                 message[:MESSAGE_CHARS],
             ))
         return out
+
+
+class ProcessFold:
+    """Collects events into per-process slot rows: events, events with a failure, first, last.
+
+    Events are counted per minute as they come (one dict update each) and folded into the
+    slots when the rows are written.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.minutes: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(self, ts: float, db_ts: Any, host: str, pid: int, failed: bool) -> None:
+        """Count one event stored by ``host``/``pid``."""
+        key = (ts - ts % 60, host, pid)
+        row = self.minutes.get(key)
+        if row is None:
+            self.minutes[key] = [1, int(failed), ts, db_ts, ts, db_ts]
+            return
+        row[0] += 1
+        row[1] += failed
+        if ts < row[2]:
+            row[2], row[3] = ts, db_ts
+        if ts >= row[4]:
+            row[4], row[5] = ts, db_ts
+
+    @property
+    def rows(self) -> dict[tuple[Any, ...], list[Any]]:
+        """Return the slot rows keyed (grain, slot, host, pid)."""
+        out: dict[tuple[Any, ...], list[Any]] = {}
+        for grain in GRAINS:
+            for (minute, host, pid), row in self.minutes.items():
+                key = (grain, minute - minute % grain, host, pid)
+                acc = out.get(key)
+                if acc is None:
+                    out[key] = row.copy()
+                    continue
+                acc[0] += row[0]
+                acc[1] += row[1]
+                if row[2] < acc[2]:
+                    acc[2], acc[3] = row[2], row[3]
+                if row[4] >= acc[4]:
+                    acc[4], acc[5] = row[4], row[5]
+        return out
+
+    def values(self, slot_value: Callable[[float], Any]) -> list[tuple[Any, ...]]:
+        """Return the rows to upsert, in key order, with slots converted by ``slot_value``."""
+        return [
+            (grain, slot_value(slot), host, pid, row[0], row[1], row[3], row[5])
+            for (grain, slot, host, pid), row in sorted(self.rows.items(), key=lambda kv: kv[0])
+        ]
 
 
 def _table(model_name: str) -> str:
@@ -192,16 +270,22 @@ def write(
     stats: StatRows,
     counts: CountRows,
     failures: FailureFold | None,
+    processes: ProcessFold | None = None,
 ) -> None:
     """Upsert the slot rollups of one batch (call inside the batch's transaction)."""
     slot_value = slot_adapter(conn)
+    if processes is not None and processes.minutes:
+        table = _table("ProcessRollup")
+        extra = [_greater(conn, table, "first_seen", less=True), _greater(conn, table, "last_seen")]
+        cursor.executemany(
+            _upsert(conn, table, _PROCESS_COLS[:4], ("events", "failed"), extra, _PROCESS_COLS),
+            processes.values(slot_value),
+        )
     if stats:
         table = _table("ReceiverRollup")
-        cols = (*_ROLLUP_KEY, "calls", "failures", "total_ns", "max_ns", "last_failure",
-                *_BUCKET_COLS)  # fmt: skip
         keep = [_greater(conn, table, "max_ns"), _later_failure(conn, table)]
         cursor.executemany(
-            _upsert(conn, table, _ROLLUP_KEY, _ROLLUP_SUMS, keep, cols),
+            _upsert(conn, table, _ROLLUP_KEY, _ROLLUP_SUMS, keep, _ROLLUP_COLS),
             [
                 (k[0], slot_value(k[1]), *k[2:], *v[:4],
                  None if v[4] is None else slot_value(v[4]), *v[5:])
@@ -239,7 +323,7 @@ def _unix(value: datetime) -> float:
 
 
 def rebuild(alias: str = "default", *, models: Any = None, chunk: int = 50_000) -> None:
-    """Recompute every slot rollup from ReceiverStat, SignalCount and the failed calls.
+    """Recompute every slot rollup from ReceiverStat, SignalCount, the events and the failures.
 
     ``models`` is an app registry (a migration's historical apps); the current one by default.
     Reads ``chunk`` rows at a time and upserts each chunk's slots (the upserts add up), so
@@ -254,7 +338,7 @@ def rebuild(alias: str = "default", *, models: Any = None, chunk: int = 50_000) 
     )
     conn = connections[alias]
     with transaction.atomic(using=alias), conn.cursor() as cursor:
-        for name in ("ReceiverRollup", "SignalRollup", "FailureRollup"):
+        for name in SLOT_MODELS:
             get("signals_collector", name).objects.using(alias).all().delete()
         fields = ("minute", "signal", "sender", "receiver", "bucket", "calls", "failures",
                   "total_ns", "max_ns")  # fmt: skip
@@ -276,6 +360,14 @@ def rebuild(alias: str = "default", *, models: Any = None, chunk: int = 50_000) 
                 counts[(_unix(minute), sig)][1] += unheard
             write(conn, cursor, stats={}, counts=counts, failures=None)
         adapt = conn.ops.adapt_datetimefield_value
+        rows = get("signals_collector", "Event").objects.using(alias).order_by().values_list(
+            "timestamp", "host", "pid", "failure_count"
+        )
+        for part in _parts(rows.iterator(chunk), chunk):
+            procs = ProcessFold()
+            for when, host, pid, failed in part:
+                procs.add(_unix(when), adapt(when), host, pid, bool(failed))
+            write(conn, cursor, stats={}, counts={}, failures=None, processes=procs)
         rows = (
             call.objects.using(alias).filter(outcome="error").order_by()
             .values_list("timestamp", "signal", "sender", "receiver", "exc_type", "location",

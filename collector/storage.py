@@ -118,7 +118,7 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
     event_rows, call_rows = [], []
     stat_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     count_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
-    failures = rollups.FailureFold()
+    failures, processes = rollups.FailureFold(), rollups.ProcessFold()
     for ev in events:
         ts = ev["timestamp"]
         db_ts = adapt(ts)
@@ -131,6 +131,7 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
             _encode(kwargs) if kwargs else "{}", ev["host"], ev["pid"], ev["request_path"][:300],
         ))
         count_rows[(minute, signal)][0] += 1
+        processes.add(ts, db_ts, ev["host"][:100], ev["pid"], bool(ev["failure_count"]))
         for call in ev["calls"]:
             took = call["duration_ns"]
             receiver = call["receiver"][:300]
@@ -171,7 +172,10 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
                 _upsert_sql(conn, _table("SignalCount"), _COUNT_KEY, _COUNT_SUMS, None),
                 sorted((minute_value[k[0]], k[1], *v) for k, v in count_rows.items()),
             )
-        rollups.write(conn, cursor, stats=stat_rows, counts=count_rows, failures=failures)
+        rollups.write(
+            conn, cursor, stats=stat_rows, counts=count_rows, failures=failures,
+            processes=processes,
+        )  # fmt: skip
 
 
 def _now() -> float:

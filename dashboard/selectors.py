@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Left, Right
+from django.dispatch import Signal
 from django.utils import timezone
 
 from collector.models import (
@@ -26,12 +28,14 @@ from collector.models import (
     FailureRollup,
     Grain,
     Outcome,
+    ProcessRollup,
     ReceiverCall,
     ReceiverRollup,
     ReceiverStat,
     SignalCount,
     SignalRollup,
 )
+from collector.naming import signal_name
 from collector.stats import percentile
 from dashboard import registry
 from dashboard.feed import FeedFilters
@@ -88,25 +92,45 @@ def known_signals() -> list[str]:
     return sorted(set(stored) | _loaded_signal_names())
 
 
-_loaded: tuple[float, int, frozenset[str]] | None = None
+_loaded: tuple[float, int, dict[str, Signal]] | None = None
 LOADED_TTL = 10.0  # seconds
 
 
-def _loaded_signal_names() -> frozenset[str]:
-    """Return the names of the signals loaded in this process.
+def _loaded_signals() -> dict[str, Signal]:
+    """Return the signals loaded in this process by name.
 
-    The registry scans every module (15-40 ms); its names are kept while no module was
-    imported since, for at most LOADED_TTL seconds (filter choices and notices only; the
-    registry page always scans).
+    Finding them scans every module (15-40 ms), so the signals found are kept while no module
+    was imported since, for at most LOADED_TTL seconds; their receivers are always read live.
+    The registry page itself always scans.
     """
     global _loaded
     now, modules = time.monotonic(), len(sys.modules)
     cached = _loaded
     if cached is not None and cached[1] == modules and now - cached[0] < LOADED_TTL:
         return cached[2]
-    names = frozenset(info.name for info in registry.registry_signals())
-    _loaded = (now, modules, names)
-    return names
+    found = {signal_name(sig): sig for sig, _names in registry._scan_modules().values()}
+    _loaded = (now, modules, found)
+    return found
+
+
+def _loaded_signal_names() -> frozenset[str]:
+    """Return the names of the signals loaded in this process."""
+    return frozenset(_loaded_signals())
+
+
+def _live_receiver_counts() -> dict[str, int]:
+    """Return the number of live receivers per loaded signal (as registry.receiver_counts)."""
+    counts = {}
+    for name, sig in _loaded_signals().items():
+        with sig.lock:
+            entries = list(sig.receivers)
+        counts[name] = sum(1 for entry in entries if not _dead(entry[1]))
+    return counts
+
+
+def _dead(ref: Any) -> bool:
+    """Return True when a weakly held receiver was collected."""
+    return isinstance(ref, weakref.ReferenceType) and ref() is None
 
 
 # ---- timing statistics (rollups) ------------------------------------------------------------
@@ -294,7 +318,7 @@ def signal_overview(*, start: datetime | None, now: datetime | None = None) -> l
     now = now or timezone.now()
     events = _signal_counts(start, now)
     timings = _rollup(RollupQuery(start=start), "signal", now)
-    connected = registry.receiver_counts()
+    connected = _live_receiver_counts()
     sparks = _sparklines(now)
     rows = []
     for name in sorted(set(events) | set(timings) | set(connected)):
@@ -746,33 +770,54 @@ def known_hosts(*, start: datetime | None = None) -> list[str]:
     return sorted(hosts)
 
 
-def process_overview(*, start: datetime | None) -> list[dict[str, Any]]:
+def process_overview(
+    *, start: datetime | None, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """Return one row per process (host, pid) that stored events since ``start``, newest first.
 
-    Each row: first and last event, events, events with a failure, and, when the collector
-    reports its health, that process's written and dropped counts, restarts and last error.
+    Each row: first and last event, events, events with a failure (from the per-process
+    rollups over the window's whole minutes), and, when the collector reports its health,
+    that process's written and dropped counts, restarts and last error.
     """
-    events = Event.objects.order_by()
-    if start is not None:
-        events = events.filter(timestamp__gte=start)
-    rows = {
-        (row["host"], row["pid"]): {**row, "health": None}
-        for row in events.values("host", "pid").annotate(
-            events=Count("id"),
-            failed=Count("id", filter=Q(failure_count__gt=0)),
-            first_seen=Min("timestamp"),
-            last_seen=Max("timestamp"),
-        )
-    }
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    spans = window_plan(start, now=now)
+    sums = {"n": Count("id"), "bad": Count("id", filter=Q(failure_count__gt=0)),
+            "first": Min("timestamp"), "last": Max("timestamp")}  # fmt: skip
+    for span in spans:
+        if span.grain == MINUTE:
+            events = _in_span(Event.objects.order_by(), "timestamp", span)
+            for row in events.values("host", "pid").annotate(**sums):
+                _merge_process(rows, row)
+    slots = _in_slots(ProcessRollup.objects.order_by(), spans)
+    if slots is not None:
+        totals = {"n": Sum("events"), "bad": Sum("failed"), "first": Min("first_seen"),
+                  "last": Max("last_seen")}  # fmt: skip
+        for row in slots.values("host", "pid").annotate(**totals):
+            _merge_process(rows, row)
     for health in _latest_health(start):
         key = (health.host, health.pid)
         row = rows.setdefault(
             key,
             {"host": health.host, "pid": health.pid, "events": 0, "failed": 0,
-             "first_seen": None, "last_seen": None},
+             "first_seen": None, "last_seen": None, "health": None},
         )  # fmt: skip
         row["health"] = health
     return sorted(rows.values(), key=_last_activity, reverse=True)
+
+
+def _merge_process(rows: dict[tuple[str, int], dict[str, Any]], add: dict[str, Any]) -> None:
+    """Add one aggregated (host, pid) row: counts add up, first/last widen."""
+    key = (add["host"], add["pid"])
+    row = rows.get(key)
+    if row is None:
+        rows[key] = {"host": add["host"], "pid": add["pid"], "events": add["n"] or 0,
+                     "failed": add["bad"] or 0, "first_seen": add["first"],
+                     "last_seen": add["last"], "health": None}  # fmt: skip
+        return
+    row["events"] += add["n"] or 0
+    row["failed"] += add["bad"] or 0
+    row["first_seen"] = min(row["first_seen"], add["first"])
+    row["last_seen"] = max(row["last_seen"], add["last"])
 
 
 def _latest_health(start: datetime | None) -> list[CollectorHealth]:

@@ -192,3 +192,19 @@ def test_recent_events_match_filters_oldest_first() -> None:
     found = selectors.recent_events(filters=FeedFilters(receiver="audit"), limit=10)
     assert [e["id"] for e in found] == [a.pk, c.pk]
     assert found[0]["calls"][0]["receiver"] == "r.audit"
+
+
+def test_process_overview_from_the_process_rollups() -> None:
+    now = timezone.now()
+    ages = [1, 9, 12, 70, 60 * 7, 60 * 23, 60 * 30]  # minutes; the last is outside 24h
+    stored = [
+        make_event(when=now - timedelta(minutes=ago),
+                   calls=[("r.x", 5, "E", "m", traceback_text())] if ago == 70 else [("r.x", 5)])
+        for ago in ages
+    ]  # fmt: skip
+    (row,) = selectors.process_overview(start=now - timedelta(hours=24), now=now)
+    assert (row["host"], row["pid"]) == ("test-host", 1)
+    assert (row["events"], row["failed"]) == (6, 1)
+    assert row["last_seen"] == stored[0].timestamp and row["first_seen"] == stored[5].timestamp
+    (everything,) = selectors.process_overview(start=None, now=now)
+    assert everything["events"] == 7 and everything["first_seen"] == stored[6].timestamp

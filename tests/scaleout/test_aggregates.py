@@ -88,7 +88,8 @@ def stored_slots(store: Store) -> dict[tuple[Any, ...], list[Any]]:
 
 
 def check_failure_slots(store: Store) -> None:
-    """Assert the failure rollups count every stored failure of our signals once per grain."""
+    """Assert the failure rollups count every stored failure of our signals once per grain, and
+    the process rollups every stored event."""
     failed = store.value(
         f"SELECT COUNT(*) FROM {CALL} WHERE outcome = 'error' AND signal IN (%s, %s)", OURS
     )
@@ -100,6 +101,16 @@ def check_failure_slots(store: Store) -> None:
         )
     )
     assert {int(g): int(n) for g, n in per_grain.items()} == dict.fromkeys(rollups.GRAINS, failed)
+    events, with_failure = store.rows(
+        "SELECT COUNT(*), SUM(CASE WHEN failure_count > 0 THEN 1 ELSE 0 END) "
+        "FROM signals_collector_event"
+    )[0]
+    per_process = store.rows(
+        "SELECT grain, SUM(events), SUM(failed) FROM signals_collector_processrollup GROUP BY grain"
+    )
+    assert {int(g): (int(n), int(f)) for g, n, f in per_process} == dict.fromkeys(
+        rollups.GRAINS, (int(events), int(with_failure))
+    )
 
 
 def check_rollups(store: Store, processes: int, events: int) -> None:
