@@ -61,6 +61,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         ("asend x100, 1 sync receiver", lambda: loop.run_until_complete(asend_many()), 1.3, max(5, number // 2000)),
     ]
     collector.install()
+    for signal in (one, five):  # steady state: the writer has named the signals and receivers
+        signal.send(sender=None)
     collector.flush(5)
     runtime._stopping = True  # pause the writer: records stay queued and are cleared each round
     saved_capacity, hook.capacity = hook.capacity, 10**9

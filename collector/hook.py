@@ -98,11 +98,15 @@ _sender_ref = capture.sender_ref
 # collector stops tracking; until then the record carries the object and the writer names it.
 signal_names: dict[Signal, str] = {}
 sender_labels: dict[type, str] = {}
+# The names the fast path may use: every named signal except the two request signals, which
+# take the general path (it follows the request path and the mute of excluded paths).
+fast_names: dict[Signal, str] = {}
 # Bound and unbound methods called directly: the interpreter specialises these calls, while
 # ``obj.method()`` on a ContextVar or a deque builds a bound method object on every send.
 _current_get = _current.get
 _append = deque.append
 _signal_name = signal_names.get
+_fast_name = fast_names.get
 _sender_label = sender_labels.get
 
 
@@ -143,16 +147,25 @@ def _parent_of(frame: Any) -> tuple[int, int] | None:
     return None
 
 
+def _new_cell(ident: int, slot: list[Any], muted: bool, path: str) -> _Cell:
+    """Return a cell for thread ``ident``; a muted cell's owner field is ``~ident``.
+
+    The fast path compares the owner field with the running thread's ident, so one comparison
+    sends both another thread's cell and a muted context to the general path.
+    """
+    return (~ident if muted else ident, slot, muted, path)
+
+
 def _cell() -> _Cell:
     """Return this thread's cell in the current context, creating it once per context."""
     cell = _current.get()
     ident = get_ident()
-    if cell is not None and cell[0] == ident:
+    if cell is not None and (cell[0] == ident or cell[0] == ~ident):
         return cell
     if cell is None:
-        fresh: _Cell = (ident, [None], False, "")
+        fresh = _new_cell(ident, [None], False, "")
     else:
-        fresh = (ident, [_parent_of(cell[1][0])], cell[_MUTED], cell[_PATH])
+        fresh = _new_cell(ident, [_parent_of(cell[1][0])], cell[_MUTED], cell[_PATH])
     _current.set(fresh)
     return fresh
 
@@ -177,9 +190,10 @@ class _CellVar(Generic[_T]):
 
     def set(self, value: _T) -> contextvars.Token[_Cell | None]:
         """Set the value in the current context; return a token for ``reset``."""
-        fields: list[Any] = list(_cell())
-        fields[self._field] = value
-        return _current.set(tuple(fields))
+        cell = _cell()
+        fields: list[Any] = [cell[1], cell[_MUTED], cell[_PATH]]
+        fields[self._field - 1] = value
+        return _current.set(_new_cell(get_ident(), *fields))
 
     def reset(self, token: contextvars.Token[_Cell | None]) -> None:
         """Restore the context's state from before the ``set`` that returned ``token``."""
@@ -307,12 +321,12 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
     was_muted = cell[_MUTED]
     if signal is _request_finished:
         if cell[_PATH]:
-            _current.set((cell[0], cell[1], False, ""))
+            _current.set(_new_cell(get_ident(), cell[1], False, ""))
         return was_muted
     path = capture.request_path_of(named)
     excluded = get_config()["EXCLUDE_PATHS"]
     now_muted = bool(path) and any(path.startswith(prefix) for prefix in excluded)
-    _current.set((cell[0], cell[1], now_muted, path))
+    _current.set(_new_cell(get_ident(), cell[1], now_muted, path))
     return now_muted
 
 
@@ -322,8 +336,9 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     cell = _current_get()
-    if (cell is None or cell[0] != get_ident() or cell[2] or async_receivers
-            or not sync_receivers or self is _request_started or self is _request_finished):
+    name = _fast_name(self)
+    if (cell is None or cell[0] != get_ident() or name is None or async_receivers
+            or not sync_receivers):
         return _dispatch(self, sender, named, sync_receivers, async_receivers, "send", False)
     slot = cell[1]
     parent = slot[0]
@@ -333,7 +348,8 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     try:
         for receiver in sync_receivers:
             response = receiver(signal=self, sender=sender, **named)
-            marks += (_names_get(id(receiver)) or _name(receiver), perf_counter())
+            marks.append(_names_get(id(receiver)) or _name(receiver))
+            marks.append(perf_counter())
             responses.append((receiver, response))
     except BaseException as err:
         slot[0] = parent
@@ -345,9 +361,8 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         queued = len(_queue)
         if queued < capacity:
             _append(_queue, (
-                tuple(marks), _signal_name(self, self),
-                "None" if sender is None else _sender_label(sender, sender)
-                if isinstance(sender, type) else _sender_ref(sender),
+                marks if named else tuple(marks), name,
+                "None" if sender is None else _sender_label(sender) or _sender_value(sender),
                 "send", None if parent is None else _parent_of(parent),
                 _capture(self, named) if named else None, cell[3], None,
             ))
@@ -366,8 +381,9 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     cell = _current_get()
-    if (cell is None or cell[0] != get_ident() or cell[2] or async_receivers
-            or not sync_receivers or self is _request_started or self is _request_finished):
+    name = _fast_name(self)
+    if (cell is None or cell[0] != get_ident() or name is None or async_receivers
+            or not sync_receivers):
         return _dispatch(self, sender, named, sync_receivers, async_receivers, "send_robust", True)
     slot = cell[1]
     parent = slot[0]
@@ -384,7 +400,8 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 self._log_robust_failure(receiver, err)
                 response = err
             else:
-                marks += (_names_get(id(receiver)) or _name(receiver), perf_counter())
+                marks.append(_names_get(id(receiver)) or _name(receiver))
+                marks.append(perf_counter())
             responses.append((receiver, response))
     except BaseException as err:
         slot[0] = parent
@@ -397,9 +414,8 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         queued = len(_queue)
         if queued < capacity:
             _append(_queue, (
-                tuple(marks), _signal_name(self, self),
-                "None" if sender is None else _sender_label(sender, sender)
-                if isinstance(sender, type) else _sender_ref(sender),
+                marks if named else tuple(marks), name,
+                "None" if sender is None else _sender_label(sender) or _sender_value(sender),
                 "send_robust", None if parent is None else _parent_of(parent),
                 _capture(self, named) if named else None, cell[3], failed,
             ))
@@ -543,7 +559,7 @@ class _Dispatch:
         if task is not None:
             _task_parents[task] = (self.seq, index)
         muted_now = False if outer is None else outer[_MUTED]
-        _current.set((get_ident(), [(self.seq, index)], muted_now, self.path))
+        _current.set(_new_cell(get_ident(), [(self.seq, index)], muted_now, self.path))
         began = perf_counter()
         try:
             response = await receiver(signal=self.signal, sender=self.sender, **self.named)

@@ -8,6 +8,7 @@ import threading
 import weakref
 from typing import Any
 
+from django.core.signals import request_finished, request_started
 from django.dispatch import Signal
 
 # id(key) -> (weak reference or strong object, name). Weak where possible, so the cache never
@@ -88,7 +89,8 @@ def _mock_name(obj: Any) -> str | None:
 def signal_name(signal: Signal | str) -> str:
     """Return the signal's import path, e.g. django.db.models.signals.post_save (cached).
 
-    Records carry the name itself once the hook knows it; the first ones carry the signal.
+    Records carry the name itself once the hook knows it; the first ones carry the signal. The
+    hook's fast path sends only signals named here (the request signals excepted).
     """
     if isinstance(signal, str):
         return signal
@@ -103,7 +105,10 @@ def signal_name(signal: Signal | str) -> str:
             found = _find_signal_name(signal)
             if len(hook.signal_names) >= _CACHE_LIMIT:
                 hook.signal_names.clear()
+                hook.fast_names.clear()
             hook.signal_names[signal] = found
+            if signal is not request_started and signal is not request_finished:
+                hook.fast_names[signal] = found
     return found
 
 
