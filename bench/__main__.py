@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ["dispatch", "peers", "request", "ingest", "latency", "scale", "memory"]
+BENCHMARKS = [
+    "dispatch", "peers", "request", "request_cost", "ingest", "latency", "scale", "memory",
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -59,7 +59,8 @@ def check_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
     config = get_config()
     messages: list[CheckMessage] = []
     for setting in ("MAX_AGE_DAYS", "MAX_EVENTS", "PRUNE_INTERVAL", "HEALTH_INTERVAL",
-                    "PRUNE_BATCH_SIZE", "PRUNE_TIME_BUDGET"):  # fmt: skip
+                    "PRUNE_BATCH_SIZE", "PRUNE_TIME_BUDGET", "FLUSH_INTERVAL",
+                    "STORE_INTERVAL"):  # fmt: skip
         value = config[setting]
         if value is None and setting in ("MAX_AGE_DAYS", "MAX_EVENTS"):
             continue

@@ -54,6 +54,17 @@ class _Pipeline:
         """Return True if a sink holds a backlog it still has to write."""
         return any(getattr(sink, "backlog", None) for sink in self.sinks)
 
+    def tick(self, force: bool) -> None:
+        """Let every sink store what it gathered (when due, or now if ``force``)."""
+        for sink in self.sinks:
+            tick = getattr(sink, "tick", None)  # sinks written before Sink.tick may lack it
+            if tick is None:
+                continue
+            try:
+                tick(force)
+            except Exception as exc:
+                runtime.count("sink_errors", error=f"{type(sink).__name__}: {exc!r}")
+
     def deliver(self, batch: list[events.EventDict], unheard: dict[str, int]) -> None:
         """Hand the batch to every sink; one that raises is counted and the others still run."""
         for sink in self.sinks:
@@ -75,6 +86,12 @@ def current() -> _Pipeline:
             _current.close()
         _current = _Pipeline(config)
     return _current
+
+
+def tick(force: bool) -> None:
+    """Run the current pipeline's sink ticks (nothing before the first batch was built)."""
+    if _current is not None:
+        _current.tick(force)
 
 
 def flush_interval() -> float:

@@ -43,6 +43,9 @@ _final_requested = False
 _final_done = threading.Event()
 _shutting_down = False
 _sigterm_installed = False
+# Flushes waiting now: while any is, each writer round stores what sinks have gathered.
+_forcing = 0
+_forcing_lock = threading.Lock()
 # True once the interpreter is exiting (the writer's final round then retries every backlog).
 exiting = False
 started_at = time.time()
@@ -166,6 +169,7 @@ def _run() -> None:
             try:
                 while pipeline.drain_once(_queue):
                     pass
+                pipeline.tick(force=_forcing > 0 or exiting)
                 _failures_in_a_row = 0
                 if _final_requested and not _final_done.is_set():
                     _final_round()
@@ -252,7 +256,22 @@ def _retry_backlogs() -> None:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Wait until everything queued so far is processed and written; return True if it was."""
+    """Wait until everything queued so far is processed and written; return True if it was.
+
+    While a flush waits, every writer round also stores what sinks gathered (``Sink.tick``).
+    """
+    global _forcing
+    with _forcing_lock:
+        _forcing += 1
+    try:
+        return _flush(timeout)
+    finally:
+        with _forcing_lock:
+            _forcing -= 1
+
+
+def _flush(timeout: float) -> bool:
+    """Wake the writer until the queue is empty and a whole round has run since."""
     deadline = time.monotonic() + timeout
     if _queue and not _alive:
         _start()
@@ -349,6 +368,7 @@ def _after_fork_in_child() -> None:
     """
     global _alive, _start_lock, _idle, _wake, _busy, _stopping, _drop_log_lock, started_at
     global _final_requested, _final_done, _shutting_down, _failures_in_a_row, _last_error, exiting
+    global _forcing, _forcing_lock
     _queue.clear()
     _drops.clear()
     _counters.clear()
@@ -360,6 +380,7 @@ def _after_fork_in_child() -> None:
     _idle = threading.Condition()
     _wake = threading.Event()
     _final_done = threading.Event()
+    _forcing, _forcing_lock = 0, threading.Lock()
     started_at = time.time()
     hook.reseed_after_fork()
     _forget_parent_state()

@@ -28,6 +28,9 @@ class Sink:
         """Take one batch of events and the counts of unheard sends since the last batch."""
         raise NotImplementedError
 
+    def tick(self, force: bool) -> None:
+        """Called after every writer round; ``force`` asks to store anything held (a flush)."""
+
     def close(self) -> None:
         """Release resources (called when the configuration changes)."""
 
@@ -42,6 +45,10 @@ class DatabaseSink(Sink):
     batch per try; an error that retrying cannot fix (a row the database rejects) is isolated by
     splitting the batch, and only the rejected events are dropped (counted as ``db_rejected``),
     so one bad event never blocks the others.
+
+    Events are gathered for up to ``STORE_INTERVAL`` seconds (or ``BATCH_SIZE`` events) before
+    they are stored: each transaction has a fixed cost (the rollup upserts, the commit) that
+    small batches would pay many times a second. ``collector.flush()`` stores them at once.
     """
 
     RETRY_SECONDS = 1.0
@@ -55,7 +62,12 @@ class DatabaseSink(Sink):
         super().__init__(config)
         self.alias: str = config["DATABASE_ALIAS"]
         self.batch_size = max(1, int(config["BATCH_SIZE"]))
+        self.store_interval = float(config["STORE_INTERVAL"])
         self.backlog = Backlog(max_bytes=int(config["BACKLOG_BYTES"]))
+        # Events gathered for the next transaction, their unheard counts, when the first came.
+        self._buffer: list[EventDict] = []
+        self._buffer_unheard: dict[str, int] = {}
+        self._buffer_since = 0.0
         self.backlog_unheard: dict[str, int] = {}
         self.retry_at = 0.0
         self.enabled = self._app_installed()
@@ -88,20 +100,51 @@ class DatabaseSink(Sink):
             if time.monotonic() >= self.retry_at:
                 self._write_backlog()
             return
-        if events or unheard:
-            self._write_direct(events, unheard)
+        if not (events or unheard):
+            return
+        if not (self._buffer or self._buffer_unheard):
+            self._buffer_since = time.monotonic()
+        self._buffer.extend(events)
+        for name, n in unheard.items():
+            self._buffer_unheard[name] = self._buffer_unheard.get(name, 0) + n
+        if len(self._buffer) >= self.batch_size:
+            self._store_buffer()
+
+    def tick(self, force: bool) -> None:
+        """Store the gathered events when STORE_INTERVAL has passed, or now if asked to."""
+        if not self.enabled or not (self._buffer or self._buffer_unheard):
+            return
+        if force or time.monotonic() - self._buffer_since >= self.store_interval:
+            self._store_buffer()
+
+    def _store_buffer(self) -> None:
+        """Store the gathered events a batch at a time; hold what a database that is away refused."""
+        events, unheard = self._buffer, self._buffer_unheard
+        self._buffer, self._buffer_unheard = [], {}
+        for start in range(0, max(1, len(events)), self.batch_size):
+            chunk, counts = events[start : start + self.batch_size], unheard if not start else {}
+            if self.backlog or self.backlog_unheard:  # an earlier chunk failed: keep the order
+                self._hold(chunk, counts)
+            else:
+                self._write_direct(chunk, counts)
 
     def retry_now(self) -> None:
-        """Try the backlog at once, whatever the retry schedule (the exit handler calls this)."""
-        if self.enabled and (self.backlog or self.backlog_unheard):
+        """Store what is gathered and try the backlog at once (the exit handler calls this)."""
+        if not self.enabled:
+            return
+        if self._buffer or self._buffer_unheard:
+            self._store_buffer()
+        if self.backlog or self.backlog_unheard:
             self._write_backlog(deadline=float("inf"))
 
     def pending(self) -> int:
-        """Return the number of events waiting in the backlog."""
-        return len(self.backlog)
+        """Return the number of events not stored yet (gathered, or held in the backlog)."""
+        return len(self.backlog) + len(self._buffer)
 
     def close(self) -> None:
-        """Hand the backlog to the sink that replaces this one (a settings change), not lose it."""
+        """Store what is gathered, and hand the backlog to the sink that replaces this one."""
+        if self.enabled and (self._buffer or self._buffer_unheard):
+            self._store_buffer()
         if self.backlog or self.backlog_unheard:
             self._handover[self.alias] = (self.backlog, self.backlog_unheard)
             self.backlog, self.backlog_unheard = Backlog(self.backlog.max_bytes), {}

@@ -6,12 +6,14 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
 from django.db import transaction
 from django.db.models import Sum
 from django.dispatch import Signal
+from django.test import override_settings
 
 import collector
 from collector import hook, runtime
@@ -227,3 +229,45 @@ def test_writer_folds_every_batch_into_each_slot_rollup(recorded: Any) -> None:
         assert latest is not None and latest.exc_type.endswith("ValueError")
         assert (latest.latest_event, latest.latest_index) == (newest.event_id, newest.index)
         assert latest.latest_message == newest.exc_message == "odd 19"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_sink_gathers_for_store_interval_and_flush_stores_at_once() -> None:
+    """Events wait up to STORE_INTERVAL for one transaction; a full batch or flush() stores them."""
+    from collector import pipeline
+    from collector.sinks import DatabaseSink
+
+    signal = Signal()
+
+    def on(sender: Any, **kwargs: Any) -> None:
+        """A receiver."""
+
+    signal.connect(on)
+    config = {"SINKS": ["collector.sinks.DatabaseSink"], "STORE_INTERVAL": 3600, "BATCH_SIZE": 50}
+    with override_settings(SIGNAL_MONITOR=config):
+        collector.flush(10)
+        sink = next(s for s in pipeline.current().sinks if isinstance(s, DatabaseSink))
+        for i in range(10):
+            signal.send(sender="gather", n=i)
+        deadline = time.monotonic() + 10
+        while runtime.snapshot()["queue"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # a few writer rounds: the events are gathered, not stored
+        assert sink.pending() == 10 and runtime.backlog() == 10
+        assert not Event.objects.filter(sender="gather").exists()
+        assert collector.flush(10)
+        assert Event.objects.filter(sender="gather").count() == 10
+        for i in range(50):  # a full batch is stored without waiting
+            signal.send(sender="full", n=i)
+        deadline = time.monotonic() + 10
+        while Event.objects.filter(sender="full").count() < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Event.objects.filter(sender="full").count() == 50
+    soon = {"SINKS": ["collector.sinks.DatabaseSink"], "STORE_INTERVAL": 0.2}
+    with override_settings(SIGNAL_MONITOR=soon):
+        signal.send(sender="due", n=0)
+        deadline = time.monotonic() + 10
+        while not Event.objects.filter(sender="due").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Event.objects.filter(sender="due").exists(), "stored once STORE_INTERVAL passed"
+    signal.disconnect(on)

@@ -1,0 +1,119 @@
+"""The realistic request's cost in instructions (callgrind), collector on vs off: load-independent.
+
+Timing ratios on a shared 2-core machine swing with whatever else runs; instruction counts do not.
+This runs bench.request's app (list 500 items, save 20, through the full WSGI handler) under
+valgrind's callgrind: 10 and 40 requests, bare and monitored, so start-up cost cancels out. With
+the collector on, the writer thread's work for those requests (building, storing every event)
+is finished inside the measured run (``collector.flush``), and callgrind counts every thread,
+so the figure is the collector's whole CPU cost per request.
+
+``python -m bench.request_cost`` prints the figure; ``python -m bench --only request_cost`` puts
+it in the table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET = 1.03
+SMALL, LARGE = 10, 40
+
+
+def _workload(mode: str, n: int) -> None:
+    """Serve ``n`` catalogue requests, bare or monitored (the writer's work included)."""
+    from bench.setup import configure
+
+    db = os.path.join(tempfile.mkdtemp(prefix="bench-request-cost-"), "db.sqlite3")
+    configure(
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "collector", "bench.app"],
+        ROOT_URLCONF="bench.app.urls",
+        MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
+        ALLOWED_HOSTS=["testserver"],
+        DATABASES={"default": {
+            "ENGINE": "django.db.backends.sqlite3", "NAME": db,
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                        "transaction_mode": "IMMEDIATE", "timeout": 20},
+        }},
+        SIGNAL_MONITOR={"SINKS": ["collector.sinks.DatabaseSink"], "AUTO_INSTALL": False},
+    )  # fmt: skip
+    from django.core.management import call_command
+    from django.test import Client
+
+    import collector
+    from bench.app.models import Item
+
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    Item.objects.bulk_create(Item(name=f"item {i}", price=i) for i in range(600))
+    client = Client()
+    collector.install()
+    for _ in range(3):  # warm both paths: caches, names, the writer's connection
+        client.get("/catalogue/")
+    assert collector.flush(60)
+    if mode == "bare":
+        collector.uninstall()
+        client.get("/catalogue/")
+    for _ in range(n):
+        assert client.get("/catalogue/").status_code == 200
+    assert collector.flush(120)
+
+
+def _count(mode: str, n: int) -> int:
+    """Run the workload under callgrind and return the instructions executed (all threads)."""
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-m", "bench.request_cost", "--run", mode, str(n)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.search(r"refs:\s+([\d,]+)", proc.stderr)
+    if found is None:
+        raise RuntimeError(proc.stderr[-2000:])
+    return int(found.group(1).replace(",", ""))
+
+
+def measure(small: int = SMALL, large: int = LARGE) -> dict[str, float]:
+    """Return instructions per request, bare and monitored."""
+    per = {}
+    for mode in ("bare", "hook"):
+        per[mode] = (_count(mode, large) - _count(mode, small)) / (large - small)
+    return per
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Return the instruction ratio row (or a row saying valgrind is missing)."""
+    case = "list 500 + save 20, instructions per request incl. the writer's"
+    if shutil.which("valgrind") is None:
+        return [{"benchmark": "request", "case": case, "figure": "valgrind not installed",
+                 "budget": "<= +3%", "pass": False}]  # fmt: skip
+    per = measure(*((3, 13) if quick else (SMALL, LARGE)))
+    ratio = per["hook"] / per["bare"]
+    return [{
+        "benchmark": "request",
+        "case": case,
+        "figure": f"{(ratio - 1) * 100:+.1f}% ({per['bare'] / 1e6:.1f}M -> {per['hook'] / 1e6:.1f}M)",
+        "budget": "<= +3%",
+        "pass": ratio <= BUDGET,
+        "bare_instructions": round(per["bare"]),
+        "hook_instructions": round(per["hook"]),
+    }]  # fmt: skip
+
+
+def main() -> int:
+    """Print the figure, or run one workload when called by ``_count``."""
+    if len(sys.argv) == 4 and sys.argv[1] == "--run":
+        _workload(sys.argv[2], int(sys.argv[3]))
+        return 0
+    for row in run():
+        print(f"{row['case']}: {row['figure']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
