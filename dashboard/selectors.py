@@ -427,13 +427,14 @@ def failure_groups(
 
 
 def failure_groups_in_window(
-    *, where: RollupQuery, now: datetime | None = None
+    *, where: RollupQuery, now: datetime | None = None, link: bool = True
 ) -> list[dict[str, Any]]:
     """Group the window's failures by receiver, exception type and location, newest first.
 
     Complete counts from the failure rollups; the stored failures are read only for the minutes
     at the window's edges. Each group also names its signals and senders (``signal_names``,
-    ``sender_names``) so a list of its calls can be narrowed by exact names.
+    ``sender_names``) so a list of its calls can be narrowed by exact names. Without ``link``
+    the newest failure stays an (event id, call index) pair (no lookup of its call id).
     """
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     spans = where.spans(now)
@@ -458,7 +459,8 @@ def failure_groups_in_window(
         row["message"] = row["latest_message"]
         latest = (row["latest_event"], row["latest_index"])
         _merge_failures(groups, row, row["failures"], row["first_seen"], row["last_seen"], latest)
-    _resolve_latest_ids(list(groups.values()))
+    if link:  # the newest failure's call id, for the group's link
+        _resolve_latest_ids(list(groups.values()))
     for group in groups.values():
         group["signals"] = ", ".join(sorted(group["signal_names"]))
     return sorted(groups.values(), key=lambda g: g["last_seen"], reverse=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import django_tables2 as tables
@@ -13,7 +14,7 @@ from django.utils.encoding import force_str
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
-from django.utils.timezone import template_localtime
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 from django_tables2.utils import AttributeDict, signature
 
 from dashboard.formatting import format_duration, format_rate
@@ -35,12 +36,37 @@ def _live_url(**params: str) -> str:
     return f"{reverse('signals_dashboard:live')}?{urlencode(params)}"
 
 
-def process_link(host: str | None, pid: int | None) -> SafeString | str:
-    """Return "host:pid" linking to the live feed of that process ("–" when unknown)."""
+def process_link(host: str | None, pid: int | None, live: str | None = None) -> SafeString | str:
+    """Return "host:pid" linking to the live feed of that process ("–" when unknown).
+
+    ``live``: the live feed's URL when already reversed (a table reverses it once).
+    """
     if host is None or pid is None:
         return "–"
-    url = _live_url(host=host, pid=str(pid))
+    params = urlencode({"host": host, "pid": str(pid)})
+    url = f"{live}?{params}" if live is not None else _live_url(host=host, pid=str(pid))
     return format_html('<a href="{}" title="watch this process live">{}:{}</a>', url, host, pid)
+
+
+def _id_url(name: str) -> Callable[[int], str]:
+    """Return pk -> reverse(name, args=[pk]), reversing once (only the id part changes)."""
+    marker = 987654321
+    head, _, tail = reverse(name, args=[marker]).rpartition(str(marker))
+    return lambda pk: f"{head}{int(pk)}{tail}"
+
+
+class UrlCacheMixin:
+    """Reverses the failure page and live feed URLs once per table, not once per cell."""
+
+    @cached_property
+    def failure_url(self) -> Callable[[int], str]:
+        """Return pk -> the failure page of that call."""
+        return _id_url("signals_dashboard:failure")
+
+    @cached_property
+    def live_url(self) -> str:
+        """Return the live feed's URL."""
+        return reverse("signals_dashboard:live")
 
 
 _CELL_ARGS = ("value", "record", "column", "bound_column", "bound_row", "table")
@@ -268,7 +294,7 @@ class SignalTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
         return sum(value)
 
 
-class FailureGroupTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
+class FailureGroupTable(UrlCacheMixin, FastRowsMixin, tables.Table):  # type: ignore[misc]
     """Failures grouped by receiver, exception type and location."""
 
     count = CountColumn()
@@ -291,11 +317,11 @@ class FailureGroupTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
         """Link to the newest failure of the group (plain text once that call was pruned)."""
         if record.get("latest_id") is None:
             return value or "(unknown)"
-        url = reverse("signals_dashboard:failure", args=[record["latest_id"]])
+        url = self.failure_url(record["latest_id"])
         return format_html('<a href="{}">{}</a>', url, value or "(unknown)")
 
 
-class FailureTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
+class FailureTable(UrlCacheMixin, FastRowsMixin, tables.Table):  # type: ignore[misc]
     """Individual failed calls, newest first."""
 
     timestamp = TimeColumn(verbose_name="Time", format="Y-m-d H:i:s")
@@ -327,11 +353,11 @@ class FailureTable(FastRowsMixin, tables.Table):  # type: ignore[misc]
 
     def render_origin(self, value: str, record: Any) -> SafeString | str:
         """Show where the failing event was sent: host and process id."""
-        return process_link(value, getattr(record, "origin_pid", None))
+        return process_link(value, getattr(record, "origin_pid", None), self.live_url)
 
     def render_exc_type(self, value: str, record: Any) -> SafeString:
         """Link to the failure's page."""
-        url = reverse("signals_dashboard:failure", args=[record.pk])
+        url = self.failure_url(record.pk)
         return format_html('<a href="{}">{}</a>', url, value or "(unknown)")
 
     def render_exc_message(self, value: str) -> str:

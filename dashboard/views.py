@@ -161,7 +161,7 @@ def failures(request: HttpRequest) -> HttpResponse:
             groups, truncated = selectors.failure_groups(calls=calls)
     else:
         where, now = filterset.query(), timezone.now()
-        groups = selectors.failure_groups_in_window(where=where, now=now)
+        groups = selectors.failure_groups_in_window(where=where, now=now, link=not as_list)
         calls = selectors.narrow_to_groups(filterset.qs, where, groups, now)
         total = sum(group["count"] for group in groups)
     if as_list:
