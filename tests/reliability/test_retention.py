@@ -136,11 +136,16 @@ def test_the_writer_prunes_automatically() -> None:
 
 def test_automatic_pruning_can_be_turned_off() -> None:
     store(3, age=timedelta(days=60))
-    retention._next_at = 0.0
     with monitor(PRUNE_INTERVAL=0, MAX_AGE_DAYS=30, FLUSH_INTERVAL=0.05):
-        assert retention.maybe_prune() is None
-        collector.flush(2)
-    assert ours().count() == 3
+        # Due at once, set only while pruning is off: the writer thread must not prune under
+        # the default settings in between (it did, now and then).
+        retention._next_at = 0.0
+        try:
+            assert retention.maybe_prune() is None
+            collector.flush(2)
+            assert ours().count() == 3
+        finally:
+            retention._next_at = None
 
 
 def test_an_unfinished_prune_goes_on_with_its_cutoffs() -> None:
