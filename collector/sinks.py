@@ -141,10 +141,21 @@ class DatabaseSink(Sink):
         """Return the number of events not stored yet (gathered, or held in the backlog)."""
         return len(self.backlog) + len(self._buffer)
 
+    def discard(self) -> None:
+        """Forget everything gathered or held, unstored (test isolation; a reset)."""
+        self._buffer, self._buffer_unheard = [], {}
+        self.backlog.clear()
+        self.backlog_unheard.clear()
+
     def close(self) -> None:
-        """Store what is gathered, and hand the backlog to the sink that replaces this one."""
-        if self.enabled and (self._buffer or self._buffer_unheard):
-            self._store_buffer()
+        """Hand what is gathered and held to the sink that replaces this one (a settings change).
+
+        Nothing is written here: close runs while settings change, possibly while the host holds
+        the database's write lock; the next sink of the alias stores it on its first round.
+        """
+        if self._buffer or self._buffer_unheard:
+            self._hold(self._buffer, self._buffer_unheard)
+            self._buffer, self._buffer_unheard = [], {}
         if self.backlog or self.backlog_unheard:
             self._handover[self.alias] = (self.backlog, self.backlog_unheard)
             self.backlog, self.backlog_unheard = Backlog(self.backlog.max_bytes), {}

@@ -190,8 +190,7 @@ def _forget_unwritten(collector: Any) -> None:
     pipe = pipeline._current
     for sink in pipe.sinks if pipe is not None else ():
         if isinstance(sink, DatabaseSink):
-            sink.backlog.clear()
-            sink.backlog_unheard.clear()
+            sink.discard()
 
 
 # --- Django test clients ---------------------------------------------------------------------
