@@ -13,23 +13,28 @@ HOST = socket.gethostname()[:100]
 EventDict = dict[str, Any]
 
 
-def build(record: tuple[Any, ...], now_wall: float, now: float, pid: int) -> EventDict:
+def build(record: Any, now_wall: float, now: float, pid: int) -> EventDict:
     """Return the event dict for one raw record; its perf-counter start becomes wall time.
 
     The record layout is described in ``collector.hook``'s docstring.
     """
-    marks, signal, sender, method, parent, kwargs, path, extra = record
-    seq, start = marks[0], marks[1]
-    if seq is None:  # no child asked for the number while the send ran: draw it now
+    seq, signal, sender, method, path, parent, kwargs, extra, names, start = record[:10]
+    if seq is None:  # no nested send asked for the number while the send ran: draw it now
         seq = next(hook._seq)
     failures = 0
     call_dicts = []
+    described = {entry[2] for entry in extra} if extra else ()
     previous = start
-    for position in range(2, len(marks), 2):
-        name, ended = marks[position], marks[position + 1]
-        if name is not None:
+    if names is None:  # (name, end) per call; a None name is described in extra
+        ends = record[11::2]
+        names = record[10::2]
+    else:  # one end per call, names learned for the signal
+        ends = record[10:]
+    for index, ended in enumerate(ends):
+        name = names[index]
+        if name is not None and index not in described:
             call_dicts.append({
-                "index": (position - 2) >> 1, "receiver": name, "is_async": False,
+                "index": index, "receiver": name, "is_async": False,
                 "duration_ns": round((ended - previous) * 1e9), "outcome": "ok", "exc_type": "",
                 "exc_message": "", "traceback": "", "location": "",
             })
@@ -51,7 +56,7 @@ def build(record: tuple[Any, ...], now_wall: float, now: float, pid: int) -> Eve
             })
     if extra and len(call_dicts) > 1:
         call_dicts.sort(key=_index)
-    duration = marks[-1] - start
+    duration = record[-1] - start
     parent_seq, parent_call = (None, None) if parent is None else parent
     if kwargs is None:
         kwargs = {}

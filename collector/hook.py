@@ -12,15 +12,17 @@ context-variable read, one clock read per receiver boundary (the end of one rece
 of the next), no per-receiver bookkeeping beyond growing the record. Everything else (async
 receivers, the request signals, muted contexts, sends nobody hears) takes ``_dispatch``.
 
-Record layout (decoded by ``events.build``): ``(marks, signal, sender, method, parent, kwargs,
-request_path, extra)``. ``marks`` is ``(seq, start, name0, end0, name1, end1, ...)``: this
-process's sequence number (the writer turns it into the globally unique event id; ``None`` until
-a nested send needs it as its parent's number, the writer then draws it), the start and then, per
-sync receiver in order, its name and the perf-counter time it returned (its duration is the
+Record layout (decoded by ``events.build``): a list (the fast path's, which is also the frame
+nested sends read their parent from) or a tuple ``[seq, signal, sender, method, request_path,
+parent, kwargs, extra, start, name0, end0, name1, end1, ...]``. ``seq`` is this process's sequence
+number (the writer turns it into the globally unique event id; ``None`` until a nested send needs
+it as its parent's number, and then the writer draws it); ``signal`` and ``sender`` are names, or
+a signal or class the writer has not named yet; ``parent`` is ``None`` or ``(seq, call index)``;
+``kwargs`` is ``None`` or the captured dict; ``extra`` is ``None`` or a tuple of ``(name,
+seconds, index, is_async, failure)`` for failed and async calls. After the perf-counter ``start``
+come, per sync receiver in order, its name and the time it returned (its duration is the
 difference from the previous mark); a ``None`` name marks a call described in ``extra``. The last
-mark is the end of the dispatch. ``parent`` is ``None`` or ``(seq, call index)``; ``kwargs`` is
-``None`` or the captured dict; ``extra`` is ``None`` or a tuple of ``(name, seconds, index,
-is_async, failure)`` for failed and async calls.
+mark is the end of the dispatch.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import random
 import threading
 import traceback as _tb
+import weakref
 from _thread import get_ident
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -57,7 +60,7 @@ _T = TypeVar("_T")
 # What a send needs to know about its context, in one value, so the hot path reads one
 # context variable: a "cell" ``(owner thread ident, slot, muted, request path)``. ``slot`` is a
 # one-item list holding the frame of the send in progress in this thread (the fast path's growing
-# ``marks`` list, whose length tells the call index, or a ``(seq, call index)`` tuple), or None.
+# record, whose length tells the call index, or a ``(seq, call index)`` tuple), or None.
 # A send swaps its frame into the slot and puts the previous one back; nothing is pushed,
 # allocated or looked up for nesting unless a send happens inside a receiver. Cells are
 # replaced, never changed (ContextVar.set, a HAMT copy, happens once per context); the slot is
@@ -68,6 +71,11 @@ _Cell = tuple[int, list[Any], bool, str]
 _current: ContextVar[_Cell | None] = ContextVar("signal_monitor_current", default=None)
 _MUTED: Final = 2
 _PATH: Final = 3
+# Positions in a record (see the module docstring).
+_KWARGS: Final = 6
+_EXTRA: Final = 7
+_NAMES: Final = 8
+_START: Final = 9
 # Async receivers share one context under 6.1's TaskGroup, so their parent is kept per task.
 _task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
 
@@ -107,6 +115,10 @@ _current_get = _current.get
 _append = deque.append
 _signal_name = signal_names.get
 _fast_name = fast_names.get
+# Signal -> (its name, a snapshot of its receivers list or None, the receivers' names): what the
+# fast path needs to send it (see _learn); a signal missing here takes the general path.
+_known: dict[Signal, tuple[str, list[Any] | None, tuple[str, ...] | None]] = {}
+_known_get = _known.get
 _sender_label = sender_labels.get
 
 
@@ -126,8 +138,9 @@ def _task_parent() -> tuple[int, int] | None:
 def _parent_of(frame: Any) -> tuple[int, int] | None:
     """Return (seq, call index) of the receiver call a send inside ``frame`` happens in.
 
-    A list frame is a fast-path send's ``marks``: two header items, then two per finished
-    receiver, so the receiver running now is ``(len - 2) // 2``. Never raises.
+    A list frame is a fast-path send's record: the header up to the start time, then two items
+    per finished receiver, so the receiver running now is ``(len - _START - 1) // 2``. The
+    parent's sequence number is drawn here the first time a child needs it. Never raises.
     """
     try:
         if type(frame) is list:
@@ -135,7 +148,7 @@ def _parent_of(frame: Any) -> tuple[int, int] | None:
                 with _seq_lock:  # the parent's own number, drawn the first time a child asks
                     if frame[0] is None:
                         frame[0] = next(_seq)
-            return frame[0], (len(frame) - 2) >> 1
+            return frame[0], _calls_in(frame)
         if _task_parents:
             found = _task_parent()
             if found is not None:
@@ -239,12 +252,16 @@ def _failure(exc: BaseException) -> tuple[str, str, str, str]:
         return type(exc).__qualname__, "<unprintable exception>", "", ""
 
 
-def _failed_call(marks: list[Any], receiver: Any, err: BaseException) -> tuple[Any, ...]:
-    """Close the call that raised in ``marks`` and return its ``extra`` entry. Never raises."""
-    marks += (None, perf_counter())
-    index = (len(marks) - 4) >> 1
+def _failed_call(record: list[Any], receiver: Any, err: BaseException) -> tuple[Any, ...]:
+    """Close the call that raised in ``record`` and return its ``extra`` entry. Never raises."""
+    if record[_NAMES] is None:
+        record += (None, perf_counter())
+    else:
+        record.append(perf_counter())
+    index = _calls_in(record) - 1
     try:
-        return (_name(receiver), marks[-1] - marks[-3], index, False, _failure(err))
+        return (_name(receiver), record[-1] - record[-3 if record[_NAMES] is None else -2],
+                index, False, _failure(err))
     except BaseException:  # noqa: BLE001
         return ("<unknown>", 0.0, index, False, _failure(err))
 
@@ -268,8 +285,8 @@ def _enqueue(
             runtime_state.drop("queue_full")
             return
         _append(_queue, (
-            (seq, start, None, end), _signal_name(signal, signal), _sender_value(sender),
-            method, parent, _capture(signal, named) if named else None, path, tuple(calls),
+            seq, _signal_name(signal, signal), _sender_value(sender), method, path, parent,
+            _capture(signal, named) if named else None, tuple(calls), None, start, None, end,
         ))
         if not runtime_state.alive:
             runtime_state.start()
@@ -336,36 +353,50 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     cell = _current_get()
-    name = _fast_name(self)
-    if (cell is None or cell[0] != get_ident() or name is None or async_receivers
+    known = _known_get(self)
+    if (cell is None or cell[0] != get_ident() or known is None or async_receivers
             or not sync_receivers):
         return _dispatch(self, sender, named, sync_receivers, async_receivers, "send", False)
     slot = cell[1]
     parent = slot[0]
-    responses = []
-    marks: list[Any] = [None, perf_counter()]
-    slot[0] = marks
+    names = known[2]
+    if names is not None and (len(names) != len(sync_receivers) or known[1] != self.receivers):
+        names = _names_changed(self, known)
     try:
-        for receiver in sync_receivers:
-            response = receiver(signal=self, sender=sender, **named)
-            marks.append(_names_get(id(receiver)) or _name(receiver))
-            marks.append(perf_counter())
-            responses.append((receiver, response))
+        record = [
+            None, known[0],
+            "None" if sender is None else _sender_label(sender) or _sender_ref(sender), "send",
+            cell[3], None if parent is None else _parent_of(parent), None, None, names,
+            perf_counter(),
+        ]
+    except Exception:  # noqa: BLE001 - a sender that cannot even be hashed twice
+        return _dispatch(self, sender, named, sync_receivers, async_receivers, "send", False)
+    responses = []
+    slot[0] = record
+    try:
+        if names is None:
+            for receiver in sync_receivers:
+                response = receiver(signal=self, sender=sender, **named)
+                record.append(_names_get(id(receiver)) or _name(receiver))
+                record.append(perf_counter())
+                responses.append((receiver, response))
+        else:
+            for receiver in sync_receivers:
+                response = receiver(signal=self, sender=sender, **named)
+                record.append(perf_counter())
+                responses.append((receiver, response))
     except BaseException as err:
         slot[0] = parent
-        _record(self, sender, named, "send", marks, parent, cell[3],
-                (_failed_call(marks, receiver, err),))
+        record[_EXTRA] = (_failed_call(record, receiver, err),)
+        _queue_record(self, named, record)
         raise
     slot[0] = parent
     try:
+        if named:
+            record[_KWARGS] = _capture(self, named)
         queued = len(_queue)
         if queued < capacity:
-            _append(_queue, (
-                marks if named else tuple(marks), name,
-                "None" if sender is None else _sender_label(sender) or _sender_value(sender),
-                "send", None if parent is None else _parent_of(parent),
-                _capture(self, named) if named else None, cell[3], None,
-            ))
+            _append(_queue, record)
             if not queued & 255 and not runtime_state.alive:
                 runtime_state.start()
         else:
@@ -381,44 +412,55 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
         return []
     sync_receivers, async_receivers = self._live_receivers(sender)
     cell = _current_get()
-    name = _fast_name(self)
-    if (cell is None or cell[0] != get_ident() or name is None or async_receivers
+    known = _known_get(self)
+    if (cell is None or cell[0] != get_ident() or known is None or async_receivers
             or not sync_receivers):
         return _dispatch(self, sender, named, sync_receivers, async_receivers, "send_robust", True)
     slot = cell[1]
     parent = slot[0]
+    names = known[2]
+    if names is not None and (len(names) != len(sync_receivers) or known[1] != self.receivers):
+        names = _names_changed(self, known)
+    try:
+        record = [
+            None, known[0],
+            "None" if sender is None else _sender_label(sender) or _sender_ref(sender),
+            "send_robust", cell[3], None if parent is None else _parent_of(parent), None, None,
+            names, perf_counter(),
+        ]
+    except Exception:  # noqa: BLE001 - a sender that cannot even be hashed twice
+        return _dispatch(self, sender, named, sync_receivers, async_receivers, "send_robust", True)
     failed: tuple[Any, ...] | None = None
     responses = []
-    marks: list[Any] = [None, perf_counter()]
-    slot[0] = marks
+    slot[0] = record
     try:
         for receiver in sync_receivers:
             try:
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:
-                failed = (*(failed or ()), _failed_call(marks, receiver, err))
+                failed = (*(failed or ()), _failed_call(record, receiver, err))
                 self._log_robust_failure(receiver, err)
                 response = err
             else:
-                marks.append(_names_get(id(receiver)) or _name(receiver))
-                marks.append(perf_counter())
+                if names is None:
+                    record.append(_names_get(id(receiver)) or _name(receiver))
+                record.append(perf_counter())
             responses.append((receiver, response))
     except BaseException as err:
         slot[0] = parent
-        if len(marks) - 2 >> 1 == len(responses):  # the receiver raised, not the failure logging
-            failed = (*(failed or ()), _failed_call(marks, receiver, err))
-        _record(self, sender, named, "send_robust", marks, parent, cell[3], failed)
+        if _calls_in(record) == len(responses):  # the receiver raised, not the failure log
+            failed = (*(failed or ()), _failed_call(record, receiver, err))
+        record[_EXTRA] = failed
+        _queue_record(self, named, record)
         raise
     slot[0] = parent
     try:
+        record[_EXTRA] = failed
+        if named:
+            record[_KWARGS] = _capture(self, named)
         queued = len(_queue)
         if queued < capacity:
-            _append(_queue, (
-                marks if named else tuple(marks), name,
-                "None" if sender is None else _sender_label(sender) or _sender_value(sender),
-                "send_robust", None if parent is None else _parent_of(parent),
-                _capture(self, named) if named else None, cell[3], failed,
-            ))
+            _append(_queue, record)
             if not queued & 255 and not runtime_state.alive:
                 runtime_state.start()
         else:
@@ -428,18 +470,58 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     return responses
 
 
-def _record(
-    signal: Signal, sender: Any, named: dict[str, Any], method: str, marks: list[Any],
-    parent: Any, path: str, failed: tuple[Any, ...] | None,
-) -> None:
-    """Queue a fast-path dispatch that ended in an exception (never raises)."""
+def _calls_in(record: list[Any]) -> int:
+    """Return how many receiver calls a fast-path record has closed so far."""
+    closed = len(record) - _START - 1
+    return closed if record[_NAMES] is not None else closed >> 1
+
+
+def _names_changed(signal: Signal, known: tuple[Any, ...]) -> None:
+    """Return None: this send names its receivers inline (a subset reached, or others connected).
+
+    A send to a subset of the receivers (a sender filter, a receiver that just died) keeps the
+    learned names; changed receivers drop them, and the next send learns again.
+    """
     try:
+        if known[1] != signal.receivers:
+            _known.pop(signal, None)
+    except Exception:  # noqa: BLE001 - an entry's receiver compared by its own __eq__
+        _known.pop(signal, None)
+    return None
+
+
+def _learn(signal: Signal, sync_receivers: list[Any]) -> None:
+    """Remember a named signal's receiver names, valid while its receivers stay the same.
+
+    Only when this send reached every connected receiver (no sender filter, all alive) and all
+    are weakly connected: the snapshot of ``signal.receivers`` then holds weak references only,
+    and an equal list later means the same receivers, in the same order. Never raises.
+    """
+    try:
+        name = fast_names.get(signal)
+        if name is None:
+            return
+        entries = signal.receivers
+        if len(sync_receivers) == len(entries) and all(
+            isinstance(entry[1], weakref.ReferenceType) for entry in entries
+        ):
+            learned = (name, list(entries), tuple(_name(r) for r in sync_receivers))
+        else:
+            learned = (name, None, None)
+        if len(_known) >= naming.CACHE_LIMIT:
+            _known.clear()
+        _known[signal] = learned
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _queue_record(signal: Signal, named: dict[str, Any], record: list[Any]) -> None:
+    """Queue a fast-path record whose dispatch ended in an exception (never raises)."""
+    try:
+        if named:
+            record[_KWARGS] = _capture(signal, named)
         if len(_queue) < capacity:
-            _append(_queue, (
-                tuple(marks), _signal_name(signal, signal), _sender_value(sender), method,
-                None if parent is None else _parent_of(parent),
-                _capture(signal, named) if named else None, path, failed,
-            ))
+            _append(_queue, record)
         else:
             runtime_state.drop("queue_full")
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
@@ -500,6 +582,8 @@ def _dispatch(
         slot[0] = parent
         _enqueue(signal, sender, method, named, seq, parent_call, start, perf_counter(), calls,
                  cell[_PATH])
+        if not async_receivers and _known_get(signal) is None:
+            _learn(signal, sync_receivers)
 
 
 class _Dispatch:

@@ -14,7 +14,7 @@ from django.dispatch import Signal
 # id(key) -> (weak reference or strong object, name). Weak where possible, so the cache never
 # keeps a weakly connected receiver alive; the identity check guards against id reuse.
 _scan_lock = threading.Lock()
-_CACHE_LIMIT = 50_000
+CACHE_LIMIT = 50_000
 
 
 # id(receiver, or its __func__) -> dotted name. An entry lives exactly as long as its object:
@@ -33,7 +33,7 @@ def receiver_name(receiver: Any) -> str:
         return found
     name = describe_callable(receiver)
     with _names_lock:
-        if len(receiver_names) >= _CACHE_LIMIT:
+        if len(receiver_names) >= CACHE_LIMIT:
             return name
         ident = id(key)
         try:
@@ -103,7 +103,7 @@ def signal_name(signal: Signal | str) -> str:
         found = hook.signal_names.get(signal)
         if found is None:
             found = _find_signal_name(signal)
-            if len(hook.signal_names) >= _CACHE_LIMIT:
+            if len(hook.signal_names) >= CACHE_LIMIT:
                 hook.signal_names.clear()
                 hook.fast_names.clear()
             hook.signal_names[signal] = found
@@ -164,7 +164,7 @@ def _class_label(sender: type) -> str:
         label = getattr(meta, "label", None) if meta is not None else None
         if not isinstance(label, str):
             label = f"{sender.__module__}.{sender.__qualname__}"
-        if len(hook.sender_labels) >= _CACHE_LIMIT:
+        if len(hook.sender_labels) >= CACHE_LIMIT:
             hook.sender_labels.clear()
         found = hook.sender_labels[sender] = label
     return found

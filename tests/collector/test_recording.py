@@ -301,3 +301,111 @@ def test_non_finite_floats_become_text(recorded: Any) -> None:
     signal.disconnect(on_ship)
     [event] = recorded()
     assert event["kwargs"] == {"nan": "nan", "inf": "inf", "fine": 1.5}
+
+
+def _learned(signal: Signal, *senders: Any, method: str = "send") -> None:
+    """Send until the hook's fast path knows the signal's receivers (named by the writer)."""
+    from collector import hook
+
+    for _ in range(3):
+        for sender in senders or (None,):
+            getattr(signal, method)(sender=sender)
+        collector_flush()
+    assert signal in hook._known
+
+
+def collector_flush() -> None:
+    """Wait for the writer to drain the queue."""
+    import collector
+
+    assert collector.flush(10)
+
+
+def test_learned_receiver_names_follow_connect_and_disconnect(recorded: Any) -> None:
+    signal = Signal()
+
+    def first(sender: Any, **kw: Any) -> str:
+        return "first"
+
+    def second(sender: Any, **kw: Any) -> str:
+        return "second"
+
+    def third(sender: Any, **kw: Any) -> str:
+        return "third"
+
+    signal.connect(first)
+    _learned(signal)
+    signal.disconnect(first)
+    signal.connect(second)  # same count, same list object: the names must not be reused
+    assert signal.send(sender=None) == [(second, "second")]
+    signal.connect(third)
+    for _ in range(3):
+        assert [r for _, r in signal.send(sender=None)] == ["second", "third"]
+    prefix = "tests.collector.test_recording.test_learned_receiver_names_follow_connect_and_disconnect"
+    events = recorded()
+    assert [c["receiver"] for c in events[-4]["calls"]] == [f"{prefix}.<locals>.second"]
+    for event in events[-3:]:
+        assert [(c["index"], c["receiver"]) for c in event["calls"]] == [
+            (0, f"{prefix}.<locals>.second"), (1, f"{prefix}.<locals>.third"),
+        ]
+        assert all(c["duration_ns"] > 0 for c in event["calls"])
+        assert sum(c["duration_ns"] for c in event["calls"]) <= event["duration_ns"]
+
+
+def test_learned_path_with_a_sender_filter_names_only_the_receivers_reached(recorded: Any) -> None:
+    signal = Signal()
+
+    class Shop:
+        pass
+
+    def everyone(sender: Any, **kw: Any) -> str:
+        return "everyone"
+
+    def shops_only(sender: Any, **kw: Any) -> str:
+        return "shop"
+
+    signal.connect(everyone)
+    signal.connect(shops_only, sender=Shop)
+    _learned(signal, Shop, "someone")
+    assert [r for _, r in signal.send(sender="someone")] == ["everyone"]
+    assert [r for _, r in signal.send(sender=Shop)] == ["everyone", "shop"]
+    *_, other, shop = recorded()
+    assert [c["receiver"].rsplit(".", 1)[-1] for c in other["calls"]] == ["everyone"]
+    assert [c["receiver"].rsplit(".", 1)[-1] for c in shop["calls"]] == ["everyone", "shops_only"]
+
+
+def test_learned_path_failures_and_nesting(recorded: Any) -> None:
+    outer, inner = Signal(), Signal()
+
+    def ok(sender: Any, **kw: Any) -> str:
+        return "ok"
+
+    def nested(sender: Any, **kw: Any) -> str:
+        inner.send(sender="inside")
+        return "nested"
+
+    def fails(sender: Any, **kw: Any) -> None:
+        raise Boom("learned")
+
+    inner.connect(ok)
+    outer.connect(ok)
+    outer.connect(fails)
+    outer.connect(nested)
+    _learned(inner)
+    _learned(outer, method="send_robust")
+    result = outer.send_robust(sender=None)
+    assert [r for _, r in result][0] == "ok" and isinstance(result[1][1], Boom)
+    assert result[2][1] == "nested"
+    with pytest.raises(Boom):
+        outer.send(sender=None)
+    events = recorded()
+    robust = [e for e in events if e["method"] == "send_robust"][-1]
+    plain = [e for e in events if e["method"] == "send" and e["signal"] == robust["signal"]]
+    assert [c["outcome"] for c in robust["calls"]] == ["ok", "error", "ok"]
+    assert robust["calls"][1]["exc_type"] == "tests.collector.test_recording.Boom"
+    assert [c["index"] for c in robust["calls"]] == [0, 1, 2]
+    child = [e for e in events if e["sender"] == "inside" and e["parent_id"] == robust["id"]]
+    assert len(child) == 1 and child[0]["parent_call"] == 2
+    [raised] = plain[-1:]
+    assert [c["outcome"] for c in raised["calls"]] == ["ok", "error"]
+    assert raised["failure_count"] == 1
