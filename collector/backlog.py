@@ -122,7 +122,7 @@ class Backlog:
         self._bytes += chunk.nbytes() - before
 
     def head(self, n: int) -> list[EventDict]:
-        """Return up to ``n`` of the oldest events (from the first chunk only), without removing them."""
+        """Return up to ``n`` of the oldest events (first chunk only), leaving them held."""
         if not self._chunks:
             return []
         if self._head is None:

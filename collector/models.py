@@ -31,6 +31,10 @@ class Event(models.Model):
     host = models.CharField(max_length=100, default="")
     pid = models.IntegerField(default=0)
     request_path = models.CharField(max_length=300, default="", blank=True)
+    # Every receiver call of the event as compact JSON (collector.calls); failed calls also have
+    # a ReceiverCall row with the traceback. Text, not JSONField: nothing queries inside it, and
+    # SQLite would check every row's JSON on insert.
+    calls_json = models.TextField(default="[]", blank=True)
 
     class Meta:
         ordering = ["-timestamp", "-id"]
@@ -45,7 +49,11 @@ class Event(models.Model):
 
 
 class ReceiverCall(models.Model):
-    """One receiver run inside an event, with its timing and, on failure, the traceback."""
+    """A receiver call that raised: its timing, exception, traceback and location.
+
+    Calls that returned live only in their event's ``calls_json``; rows with outcome "ok" exist
+    only in databases written before migration 0004 moved them there.
+    """
 
     event = models.ForeignKey(
         Event, on_delete=models.DO_NOTHING, db_constraint=False, related_name="calls"

@@ -1,4 +1,7 @@
-"""Batch writes of events, receiver calls and rollups with plain ``executemany`` (no model objects).
+"""Batch writes of events, failed calls and rollups with plain inserts (no model objects).
+
+Each event row carries all its calls as compact JSON (``collector.calls``); only failed calls get a
+``ReceiverCall`` row. Inserts go through ``collector.bulk`` (COPY on PostgreSQL).
 
 Model instances would send pre_init/post_init for every row and cost several times more; the
 tables are the collector's own models, so the SQL stays portable across SQLite and PostgreSQL.
@@ -10,18 +13,21 @@ so any number of writer processes can share them; the per-minute rows are also f
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections, transaction
 
-from collector import bulk, rollups, stats
+from collector import bulk, rollups
+from collector.calls import MESSAGE_CHARS
 from collector.events import EventDict
 
 _EVENT_COLS = (
     "id", "signal", "sender", "method", "timestamp", "duration_ns", "receiver_count",
     "failure_count", "parent_id", "parent_call", "kwargs", "host", "pid", "request_path",
+    "calls_json",
 )
 _CALL_COLS = (
     "event_id", "index", "receiver", "is_async", "duration_ns", "outcome", "exc_type",
@@ -114,45 +120,57 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
     """Store events, their receiver calls and the rollups in one transaction."""
     conn = connections[alias]
     adapt = _timestamp_adapter(conn)
-    bucket_of = stats.bucket_of
     event_rows, call_rows = [], []
     stat_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     count_rows: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
     failures, processes = rollups.FailureFold(), rollups.ProcessFold()
+    log2 = math.log2
+    message_chars = MESSAGE_CHARS
     for ev in events:
         ts = ev["timestamp"]
         db_ts = adapt(ts)
         minute = ts - ts % 60
         signal, sender = ev["signal"][:200], ev["sender"][:300]
         kwargs = ev["kwargs"]
-        event_rows.append((
-            ev["id"], signal, sender, ev["method"], db_ts, ev["duration_ns"],
-            ev["receiver_count"], ev["failure_count"], ev["parent_id"], ev["parent_call"],
-            _encode(kwargs) if kwargs else "{}", ev["host"], ev["pid"], ev["request_path"][:300],
-        ))
+        stored_calls: list[list[Any]] = []  # the calls_json rows (format: collector.calls)
         count_rows[(minute, signal)][0] += 1
         processes.add(ts, db_ts, ev["host"][:100], ev["pid"], bool(ev["failure_count"]))
         for call in ev["calls"]:
             took = call["duration_ns"]
             receiver = call["receiver"][:300]
-            failed = call["outcome"] != "ok"
-            call_rows.append((
-                ev["id"], call["index"], receiver, call["is_async"], took, call["outcome"],
-                call["exc_type"][:200], call["exc_message"], call["traceback"],
-                call["location"][:300], signal, sender, db_ts,
-            ))
-            if failed:
+            if call["outcome"] == "ok":
+                failed = 0
+                stored_calls.append([call["index"], receiver, took, call["is_async"]])
+            else:  # only failed calls get a row of their own (traceback, location)
+                failed = 1
+                exc_type = call["exc_type"][:200] or "Exception"
+                stored_calls.append([
+                    call["index"], receiver, took, call["is_async"], exc_type,
+                    call["exc_message"][:message_chars],
+                ])  # fmt: skip
+                call_rows.append((
+                    ev["id"], call["index"], receiver, call["is_async"], took, call["outcome"],
+                    call["exc_type"][:200], call["exc_message"], call["traceback"],
+                    call["location"][:300], signal, sender, db_ts,
+                ))
                 failures.add(
                     ts, db_ts,
                     (signal, sender, receiver, call["exc_type"][:200], call["location"][:300]),
                     ev["id"], call["index"], call["exc_message"][: rollups.MESSAGE_CHARS],
                 )  # fmt: skip
-            agg = stat_rows[(minute, signal, sender, receiver, bucket_of(took))]
+            bucket = int(log2(took) * 4) if took > 1 else 0  # stats.bucket_of, inlined
+            agg = stat_rows[(minute, signal, sender, receiver, bucket)]
             agg[0] += 1
             agg[1] += failed
             agg[2] += took
             if took > agg[3]:
                 agg[3] = took
+        event_rows.append((
+            ev["id"], signal, sender, ev["method"], db_ts, ev["duration_ns"],
+            ev["receiver_count"], ev["failure_count"], ev["parent_id"], ev["parent_call"],
+            _encode(kwargs) if kwargs else "{}", ev["host"], ev["pid"], ev["request_path"][:300],
+            _encode(stored_calls) if stored_calls else "[]",
+        ))
     now = _now()
     for name, n in unheard.items():
         count_rows[(now - now % 60, name[:200])][1] += n

@@ -4,6 +4,7 @@ scanning calls."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -16,11 +17,13 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Left, Right
 from django.dispatch import Signal
 from django.utils import timezone
 
+from collector.calls import StoredCall
+from collector.calls import decode as decode_calls
 from collector.models import (
     BUCKETS_PER_ROW,
     CollectorHealth,
@@ -572,10 +575,10 @@ class EventNode:
     """An event, its receiver calls, and the events sent while each call ran."""
 
     event: Event
-    calls: list[ReceiverCall] = field(default_factory=list)
+    calls: list[StoredCall] = field(default_factory=list)
     children: dict[int | None, list[EventNode]] = field(default_factory=dict)
 
-    def call_rows(self) -> list[tuple[ReceiverCall, list[EventNode]]]:
+    def call_rows(self) -> list[tuple[StoredCall, list[EventNode]]]:
         """Return each call with the child events it caused."""
         return [(call, self.children.get(call.index, [])) for call in self.calls]
 
@@ -602,17 +605,40 @@ def event_tree(*, event_id: int, max_depth: int = 8, max_nodes: int = 400) -> Ev
             node = nodes[child.pk] = EventNode(child)
             nodes[child.parent_id].children.setdefault(child.parent_call, []).append(node)  # type: ignore[index]
             level.append(child.pk)
-    _attach_calls(nodes, root_event.pk)
+    for node in nodes.values():
+        node.calls = stored_calls(node.event)
+    _attach_failures([node for node in nodes.values() if node.event.failure_count])
     return root
 
 
-def _attach_calls(nodes: dict[int, EventNode], root_id: int) -> None:
-    """Load the calls of every node (tracebacks only for the root event's calls)."""
-    calls = ReceiverCall.objects.filter(event_id__in=list(nodes)).order_by("event_id", "index")
-    for call in calls.defer("traceback") if len(nodes) > 1 else calls:
-        nodes[call.event_id].calls.append(call)
-    if len(nodes) > 1:
-        nodes[root_id].calls = list(ReceiverCall.objects.filter(event_id=root_id).order_by("index"))
+def stored_calls(event: Event) -> list[StoredCall]:
+    """Return an event's calls from its row (and, for rows written before migration 0004, which
+    kept every call in ReceiverCall, from those rows)."""
+    calls = decode_calls(event.calls_json)
+    if not calls and event.receiver_count:
+        rows = ReceiverCall.objects.filter(event_id=event.pk).order_by("index").defer("traceback")
+        calls = [
+            StoredCall(
+                c.index, c.receiver, c.duration_ns, c.is_async, c.outcome, c.exc_type,
+                c.exc_message, "", c.location, c.pk,
+            )
+            for c in rows
+        ]  # fmt: skip
+    return calls
+
+
+def _attach_failures(nodes: list[EventNode]) -> None:
+    """Give the failed calls of ``nodes`` their ReceiverCall id (the failure page's link)."""
+    if not nodes:
+        return
+    by_event = {node.event.pk: node for node in nodes}
+    rows = ReceiverCall.objects.filter(event_id__in=list(by_event), outcome=Outcome.ERROR)
+    for event_id, index, call_id, location in rows.order_by().values_list(
+        "event_id", "index", "id", "location"
+    ):
+        for call in by_event[event_id].calls:
+            if call.index == index:
+                call.pk, call.location = call_id, location
 
 
 def event_ancestors(event: Event, max_depth: int = 20) -> list[dict[str, Any]]:
@@ -625,8 +651,8 @@ def event_ancestors(event: Event, max_depth: int = 20) -> list[dict[str, Any]]:
         if parent is None or parent.pk in seen:
             break
         seen.add(parent.pk)
-        calls = ReceiverCall.objects.filter(event_id=parent.pk, index=current.parent_call or 0)
-        call = calls.first() if current.parent_call is not None else None
+        index = current.parent_call
+        call = next((c for c in stored_calls(parent) if c.index == index), None)
         chain.append({"event": parent, "call": call})
         current = parent
     chain.reverse()
@@ -639,15 +665,14 @@ def recent_events(
     """Return the newest events matching ``filters`` as live event dicts, oldest first.
 
     At most the newest ``scan`` events that pass the other filters are looked at; a receiver
-    filter is an EXISTS over each one's calls (the event_id index), not a fetch of them all.
+    filter matches the text of each one's ``calls_json`` in SQL (then exactly, per call, in
+    ``matches``).
     """
     qs = _feed_queryset(filters)
     if filters.receiver:
         floor = list(qs.values_list("timestamp", flat=True)[scan - 1 : scan])
-        calls = ReceiverCall.objects.filter(
-            event_id=OuterRef("pk"), receiver__icontains=filters.receiver
-        )
-        qs = qs.filter(Exists(calls))
+        needle = json.dumps(filters.receiver, ensure_ascii=False)[1:-1]  # as JSON text holds it
+        qs = qs.filter(calls_json__icontains=needle)
         if floor:
             qs = qs.filter(timestamp__gte=floor[0])
     # SQL applies every filter (matches() only re-checks), so read ``limit`` at a time.
@@ -685,25 +710,6 @@ def _feed_queryset(filters: FeedFilters) -> QuerySet[Event]:
 
 def _event_dicts(events: Iterable[Event]) -> list[dict[str, Any]]:
     """Convert stored events (and their calls, without tracebacks) to live event dicts."""
-    events = list(events)
-    calls: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = (
-        ReceiverCall.objects.filter(event_id__in=[e.pk for e in events])
-        .order_by("event_id", "index")
-        .values(
-            "event_id",
-            "index",
-            "receiver",
-            "is_async",
-            "duration_ns",
-            "outcome",
-            "exc_type",
-            "exc_message",
-        )
-    )
-    for row in rows:
-        data: dict[str, Any] = dict(row)
-        calls[data.pop("event_id")].append({**data, "traceback": ""})
     return [
         {
             "id": e.pk,
@@ -720,7 +726,7 @@ def _event_dicts(events: Iterable[Event]) -> list[dict[str, Any]]:
             "host": e.host,
             "pid": e.pid,
             "request_path": e.request_path,
-            "calls": calls.get(e.pk, []),
+            "calls": [call.as_dict() for call in stored_calls(e)],
         }
         for e in events
     ]

@@ -157,9 +157,10 @@ def collector_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
     tests keep it: the queue is drained and leftover rows removed before the test, and drained
     again after it, before pytest-django empties the tables.
     """
+    from django.test import override_settings
+
     import collector
     from collector.conf import get_config
-    from django.test import override_settings
 
     if not _is_transactional(request):
         config = get_config()
@@ -508,3 +509,14 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def stored_calls(events: Any) -> list[tuple[int, Any]]:
+    """Return (event id, call) for every call stored in the events' ``calls_json``."""
+    from collector.calls import decode
+
+    return [
+        (event_id, call)
+        for event_id, text in events.values_list("id", "calls_json")
+        for call in decode(text)
+    ]

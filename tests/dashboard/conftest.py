@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-
-from dashboard.selectors import failure_location
 from django.utils import timezone
 
 import collector
 from collector import rollups
+from collector.calls import encode as encode_calls
 from collector.models import CollectorHealth, Event, ReceiverCall, ReceiverStat, SignalCount
 from collector.stats import bucket_of
+from dashboard.selectors import failure_location
 
 POST_SAVE = "django.db.models.signals.post_save"
 ORDER_PLACED = "demo.signals.order_placed"
@@ -73,6 +73,15 @@ def make_event(
     message, traceback) for a failure."""
     when = when or timezone.now()
     failures = sum(len(call) > 2 for call in calls)
+    call_dicts = [
+        {
+            "index": index, "receiver": call[0], "duration_ns": call[1], "is_async": False,
+            "outcome": "error" if len(call) > 2 else "ok",
+            "exc_type": call[2] if len(call) > 2 else "",  # type: ignore[misc]
+            "exc_message": call[3] if len(call) > 2 else "",  # type: ignore[misc]
+        }
+        for index, call in enumerate(calls)
+    ]  # fmt: skip
     event = Event.objects.create(
         id=event_id if event_id is not None else next(_ids),
         signal=signal,
@@ -88,9 +97,12 @@ def make_event(
         host="test-host",
         pid=1,
         request_path=request_path,
+        calls_json=encode_calls(call_dicts),
     )
     for index, call in enumerate(calls):
         failed = len(call) > 2
+        if not failed:  # as the writer: calls that returned live only in calls_json
+            continue
         ReceiverCall.objects.create(
             event=event,
             index=index,

@@ -72,7 +72,7 @@ class Faults:
             raw.create_function("sigmon_fault", 0, cls._fire)
             raw.execute(
                 "CREATE TEMP TRIGGER IF NOT EXISTS sigmon_fault BEFORE INSERT ON "
-                "main.signals_collector_receivercall BEGIN SELECT sigmon_fault(); END"
+                "main.signals_collector_receiverstat BEGIN SELECT sigmon_fault(); END"
             )
         else:
             return

@@ -2,8 +2,8 @@
 
 The collector's rollups (ReceiverStat per minute/signal/sender/receiver/latency bucket, and
 SignalCount per minute/signal) are additive upserts. Four processes send the same signals flat
-out into one database; afterwards each rollup row must equal what the stored receiver calls add
-up to, row for row, on PostgreSQL and on SQLite in WAL mode. The slot rollups (10 minutes,
+out into one database; afterwards each rollup row must equal what the receiver calls stored on
+the events (``calls_json``) add up to, row for row, on PostgreSQL and on SQLite in WAL mode. The slot rollups (10 minutes,
 hour, day: timings with 16 buckets a row, signal counts, failure groups) written beside them
 must equal the per-minute rows and the stored failures folded the same way.
 """
@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from collector import rollups
+from collector.calls import decode
 from collector.stats import bucket_of
 from tests.conftest import ARTIFACTS, copy_sqlite
 from tests.scaleout import ingest
-from tests.scaleout.harness import CALL, COUNT, PING, RISKY, STAT, Store, scaleout_env
+from tests.scaleout.harness import CALL, COUNT, EVENT, PING, RISKY, STAT, Store, scaleout_env
 from tests.scaleout.signals import FAIL_EVERY
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
@@ -42,20 +43,21 @@ def _unix(value: Any) -> float:
 
 
 def expected_stats(store: Store) -> dict[tuple[Any, ...], list[int]]:
-    """Recompute the ReceiverStat rollup of our signals from the stored receiver calls."""
+    """Recompute the ReceiverStat rollup of our signals from the calls stored on their events."""
     rows = store.rows(
-        f"SELECT timestamp, signal, sender, receiver, duration_ns, outcome FROM {CALL} "
-        "WHERE signal IN (%s, %s)",
+        f"SELECT timestamp, signal, sender, calls_json FROM {EVENT} WHERE signal IN (%s, %s)",
         OURS,
     )
     stats: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for when, signal, sender, receiver, took, outcome in rows:
+    for when, signal, sender, text in rows:
         ts = _unix(when)
-        row = stats[(ts - ts % 60, signal, sender, receiver, bucket_of(took))]
-        row[0] += 1
-        row[1] += outcome != "ok"
-        row[2] += took
-        row[3] = max(row[3], took)
+        for call in decode(text):
+            took = call.duration_ns
+            row = stats[(ts - ts % 60, signal, sender, call.receiver, bucket_of(took))]
+            row[0] += 1
+            row[1] += call.outcome != "ok"
+            row[2] += took
+            row[3] = max(row[3], took)
     return dict(stats)
 
 
