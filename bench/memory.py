@@ -102,7 +102,7 @@ def _drive(seconds: float, warmup: float) -> dict[str, Any]:
 
 
 def _bytes_per_record(n: int) -> tuple[float, float, float]:
-    """Return the bytes held by one queued record, one event dict and one compressed backlog event."""
+    """Return the bytes one queued record, one event dict and one compressed backlog event hold."""
     from collector import events, hook, pipeline, runtime
     from collector.backlog import Backlog
 

@@ -33,7 +33,9 @@ def _workload(mode: str, n: int) -> None:
 
     db = os.path.join(tempfile.mkdtemp(prefix="bench-request-cost-"), "db.sqlite3")
     configure(
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "collector", "bench.app"],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes", "django.contrib.auth", "collector", "bench.app"
+        ],
         ROOT_URLCONF="bench.app.urls",
         MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
         ALLOWED_HOSTS=["testserver"],
@@ -97,7 +99,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return [{
         "benchmark": "request",
         "case": case,
-        "figure": f"{(ratio - 1) * 100:+.1f}% ({per['bare'] / 1e6:.1f}M -> {per['hook'] / 1e6:.1f}M)",
+        "figure": f"{(ratio - 1) * 100:+.1f}% "
+        f"({per['bare'] / 1e6:.1f}M -> {per['hook'] / 1e6:.1f}M)",
         "budget": "<= +3%",
         "pass": ratio <= BUDGET,
         "bare_instructions": round(per["bare"]),

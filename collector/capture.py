@@ -91,7 +91,8 @@ def capture_kwargs(signal: Any, named: dict[str, Any]) -> dict[str, Any]:
                 pass
             elif not (kind is bool or kind is int or value is None):
                 value = _value(value, 0, light)
-            out[key if type(key) is str and len(key) <= 100 and key.isascii() else _key(key)] = value
+            plain = type(key) is str and len(key) <= 100 and key.isascii()
+            out[key if plain else _key(key)] = value
         except BaseException:  # noqa: BLE001 - one hostile argument must not lose the event
             out[cap(str(key), 100)] = f"<uncapturable {type(value).__qualname__}>"
     if len(named) > MAX_ITEMS:

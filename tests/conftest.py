@@ -136,7 +136,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # --- the collector between tests ------------------------------------------------------------
 
-_COLLECTOR_MODELS = ("Event", "ReceiverCall", "ReceiverStat", "SignalCount", "CollectorHealth")
+_COLLECTOR_MODELS = (
+    "Event", "ReceiverCall", "ReceiverStat", "SignalCount", "CollectorHealth",
+    "ReceiverRollup", "SignalRollup", "FailureRollup", "ProcessRollup",
+)
 
 
 def _is_transactional(request: pytest.FixtureRequest) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import collector
+from collector import rollups
 from collector.models import CollectorHealth, Event, ReceiverCall, ReceiverStat, SignalCount
 from dashboard import selectors
 from dashboard import urls as dashboard_urls
@@ -39,19 +41,23 @@ def empty_store(db: None) -> Iterator[None]:
 
 
 def store(host: str, pid: int, *, ago: float = 60.0, failed: bool = False) -> Event:
-    """Store one event (and one receiver call) sent by ``host``/``pid`` ``ago`` seconds ago."""
+    """Store one event with one receiver call, sent by ``host``/``pid`` ``ago`` seconds ago."""
     when = timezone.now() - timedelta(seconds=ago)
     event = Event.objects.create(
         id=next(_ids), signal="app.signals.ping", sender="app.Thing", method="send",
         timestamp=when, duration_ns=9_000, receiver_count=1, failure_count=int(failed),
         host=host, pid=pid,
+        calls_json=json.dumps(
+            [[0, "app.receivers.on_ping", 8_000, False, *(("ValueError", "bad") if failed else ())]]
+        ),
     )  # fmt: skip
-    ReceiverCall.objects.create(
-        event=event, index=0, receiver="app.receivers.on_ping", duration_ns=8_000,
-        outcome="error" if failed else "ok", exc_type="ValueError" if failed else "",
-        exc_message="bad" if failed else "", signal=event.signal, sender=event.sender,
-        timestamp=when,
-    )  # fmt: skip
+    if failed:  # as the writer: only a failed call gets a row of its own
+        ReceiverCall.objects.create(
+            event=event, index=0, receiver="app.receivers.on_ping", duration_ns=8_000,
+            outcome="error", exc_type="ValueError", exc_message="bad", signal=event.signal,
+            sender=event.sender, timestamp=when,
+        )  # fmt: skip
+    rollups.rebuild()  # the slot rollups the writer keeps beside what it stores
     return event
 
 
