@@ -1,9 +1,10 @@
 """Instructions per send() under valgrind's callgrind: a load-independent view of the hot path.
 
 Timing ratios on a shared 2-core machine swing with whatever else runs; instruction counts do
-not. ``python -m bench.instructions`` runs this module under callgrind four times (bare and hooked,
-10k and 50k sends) and prints the per-send difference, so start-up cost cancels out. The writer
-thread is stopped first, and the queue is emptied every 1,000 sends as the writer would.
+not. ``python -m bench.instructions [--receivers N]`` runs this module under callgrind four times
+(bare and hooked, 10k and 50k sends) and prints the per-send difference, so start-up cost cancels
+out. The writer thread is stopped first, and the queue is emptied every 1,000 sends as the writer
+would.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _workload(mode: str, n: int) -> None:
-    """Send ``n`` times to one no-op receiver, bare or hooked."""
+def _workload(mode: str, n: int, receivers: int = 1) -> None:
+    """Send ``n`` times to ``receivers`` no-op receivers, bare or hooked."""
     import time
 
     from bench.setup import configure
@@ -31,11 +32,14 @@ def _workload(mode: str, n: int) -> None:
     from collector import hook, runtime
 
     signal = Signal()
+    keep = []
+    for _ in range(receivers):
 
-    def noop(sender: Any, **kwargs: Any) -> None:
-        return None
+        def noop(sender: Any, **kwargs: Any) -> None:
+            return None
 
-    signal.connect(noop)
+        keep.append(noop)
+        signal.connect(noop)
     collector.install()
     for _ in range(50):
         signal.send(sender=None)
@@ -56,11 +60,11 @@ def _workload(mode: str, n: int) -> None:
         hook._queue.clear()
 
 
-def _count(mode: str, n: int) -> int:
+def _count(mode: str, n: int, receivers: int) -> int:
     """Run the workload under callgrind and return the instructions executed."""
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         "-m", "bench.instructions", "--run", mode, str(n)],
+         "-m", "bench.instructions", "--run", mode, str(n), str(receivers)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     found = re.search(r"refs:\s+([\d,]+)", proc.stderr)
@@ -70,18 +74,20 @@ def _count(mode: str, n: int) -> int:
 
 
 def main() -> int:
-    """Print instructions per send, bare and hooked, and their ratio."""
-    if len(sys.argv) == 4 and sys.argv[1] == "--run":
-        _workload(sys.argv[2], int(sys.argv[3]))
+    """Print instructions per send, bare and hooked, and their ratio (``--receivers N``)."""
+    if len(sys.argv) == 5 and sys.argv[1] == "--run":
+        _workload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
         return 0
+    receivers = int(sys.argv[2]) if len(sys.argv) == 3 and sys.argv[1] == "--receivers" else 1
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)")
         return 1
     per = {}
     for mode in ("bare", "hook"):
-        small, large = _count(mode, 10_000), _count(mode, 50_000)
+        small, large = _count(mode, 10_000, receivers), _count(mode, 50_000, receivers)
         per[mode] = (large - small) / 40_000
-    print(f"send() to 1 no-op receiver: bare {per['bare']:.0f} instructions, "
+    what = "1 no-op receiver" if receivers == 1 else f"{receivers} no-op receivers"
+    print(f"send() to {what}: bare {per['bare']:.0f} instructions, "
           f"collector {per['hook']:.0f} instructions, ratio {per['hook'] / per['bare']:.2f}x")
     return 0
 
