@@ -65,7 +65,7 @@ $(VENV)/.bench.stamp: $(VENV)/.requirements.stamp $(wildcard bench/requirements.
 bench: $(VENV)/.bench.stamp  ## the benchmarks, one table of figures
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
-bench-quick: $(VENV)/.bench.stamp  ## a ~1-minute subset of the benchmarks
+bench-quick: $(VENV)/.bench.stamp  ## a few-minute subset of the benchmarks (no callgrind request cost)
 	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
 
 $(VENV)/.dev.stamp: $(VENV)/.requirements.stamp requirements-dev.txt
