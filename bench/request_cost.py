@@ -13,12 +13,10 @@ it in the table.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +27,11 @@ SMALL, LARGE = 10, 40
 
 def _workload(mode: str, n: int) -> None:
     """Serve ``n`` catalogue requests, bare or monitored (the writer's work included)."""
-    from bench.setup import configure
+    from bench.request import setup_catalogue
 
-    db = os.path.join(tempfile.mkdtemp(prefix="bench-request-cost-"), "db.sqlite3")
-    configure(
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes", "django.contrib.auth", "collector", "bench.app"
-        ],
-        ROOT_URLCONF="bench.app.urls",
-        MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
-        ALLOWED_HOSTS=["testserver"],
-        DATABASES={"default": {
-            "ENGINE": "django.db.backends.sqlite3", "NAME": db,
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                        "transaction_mode": "IMMEDIATE", "timeout": 20},
-        }},
-        SIGNAL_MONITOR={"SINKS": ["collector.sinks.DatabaseSink"], "AUTO_INSTALL": False},
-    )  # fmt: skip
-    from django.core.management import call_command
-    from django.test import Client
-
+    client = setup_catalogue()
     import collector
-    from bench.app.models import Item
 
-    call_command("migrate", run_syncdb=True, verbosity=0)
-    Item.objects.bulk_create(Item(name=f"item {i}", price=i) for i in range(600))
-    client = Client()
     collector.install()
     for _ in range(3):  # warm both paths: caches, names, the writer's connection
         client.get("/catalogue/")
