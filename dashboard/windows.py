@@ -3,6 +3,7 @@ from the rollups: whole slots of the coarsest grain that fits, finer slots at th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -68,7 +69,9 @@ def window_plan(
     at most 9 minutes, 5 ten-minute slots, 5 hours, 3 six-hour slots and 7 days of rows.
     """
     now = now or timezone.now()
-    lo = None if start is None else -(-int(start.timestamp()) // MINUTE) * MINUTE
+    # The first whole minute at or after start; int() would drop the microseconds, and a start
+    # in the first second of a minute would then take in the minute before it.
+    lo = None if start is None else math.ceil(start.timestamp() / MINUTE) * MINUTE
     hi = None
     if end is not None and end < now:
         hi = (int(end.timestamp()) // MINUTE + 1) * MINUTE

@@ -208,3 +208,13 @@ def test_process_overview_from_the_process_rollups() -> None:
     assert row["last_seen"] == stored[0].timestamp and row["first_seen"] == stored[5].timestamp
     (everything,) = selectors.process_overview(start=None, now=now)
     assert everything["events"] == 7 and everything["first_seen"] == stored[6].timestamp
+
+
+def test_a_start_in_the_first_second_of_a_minute_leaves_that_minute_out() -> None:
+    """The window holds the minutes at or after its start, to the microsecond."""
+    utc = dt_timezone.utc
+    start = datetime(2026, 11, 24, 2, 8, 0, 500_000, tzinfo=utc)
+    spans = window_plan(start, now=datetime(2026, 11, 24, 2, 23, 0, 500_000, tzinfo=utc))
+    assert spans[0].first == datetime(2026, 11, 24, 2, 9, tzinfo=utc)
+    exact = window_plan(datetime(2026, 11, 24, 2, 8, tzinfo=utc), now=start + timedelta(hours=1))
+    assert exact[0].first == datetime(2026, 11, 24, 2, 8, tzinfo=utc)
