@@ -18,6 +18,8 @@ from typing import Any
 
 from django.db import connections, transaction
 
+from collector import bulk
+
 __all__ = [
     "BUCKETS_PER_ROW",
     "GRAINS",
@@ -277,14 +279,16 @@ def write(
     if processes is not None and processes.minutes:
         table = _table("ProcessRollup")
         extra = [_greater(conn, table, "first_seen", less=True), _greater(conn, table, "last_seen")]
-        cursor.executemany(
+        bulk.upsert_rows(
+            conn, cursor,
             _upsert(conn, table, _PROCESS_COLS[:4], ("events", "failed"), extra, _PROCESS_COLS),
             processes.values(slot_value),
         )
     if stats:
         table = _table("ReceiverRollup")
         keep = [_greater(conn, table, "max_ns"), _later_failure(conn, table)]
-        cursor.executemany(
+        bulk.upsert_rows(
+            conn, cursor,
             _upsert(conn, table, _ROLLUP_KEY, _ROLLUP_SUMS, keep, _ROLLUP_COLS),
             [
                 (k[0], slot_value(k[1]), *k[2:], *v[:4],
@@ -295,7 +299,8 @@ def write(
     if counts:
         table = _table("SignalRollup")
         rows = fold_counts(counts)
-        cursor.executemany(
+        bulk.upsert_rows(
+            conn, cursor,
             _upsert(conn, table, _SIGNAL_KEY, _SIGNAL_SUMS, [], (*_SIGNAL_KEY, *_SIGNAL_SUMS)),
             [(k[0], slot_value(k[1]), k[2], *v) for k, v in sorted(rows.items())],
         )
@@ -309,7 +314,7 @@ def write(
         sql = _upsert(
             conn, table, ("grain", "start", "group_key"), ("failures",), extra, _FAILURE_COLS
         )
-        cursor.executemany(sql, failures.values(slot_value))
+        bulk.upsert_rows(conn, cursor, sql, failures.values(slot_value))
 
 
 # ---- rebuilding from the per-minute tables and the stored failures -----------------------------

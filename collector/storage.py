@@ -126,13 +126,14 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
     failures, processes = rollups.FailureFold(), rollups.ProcessFold()
     log2 = math.log2
     message_chars = MESSAGE_CHARS
+    names_json: dict[str, str] = {}  # receiver name -> its JSON string
     for ev in events:
         ts = ev["timestamp"]
         db_ts = adapt(ts)
         minute = ts - ts % 60
         signal, sender = ev["signal"][:200], ev["sender"][:300]
         kwargs = ev["kwargs"]
-        stored_calls: list[list[Any]] = []  # the calls_json rows (format: collector.calls)
+        stored_calls: list[str] = []  # the calls_json rows, as JSON (format: collector.calls)
         count_rows[(minute, signal)][0] += 1
         processes.add(ts, db_ts, ev["host"][:100], ev["pid"], bool(ev["failure_count"]))
         for call in ev["calls"]:
@@ -140,14 +141,19 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
             receiver = call["receiver"][:300]
             if call["outcome"] == "ok":
                 failed = 0
-                stored_calls.append([call["index"], receiver, took, call["is_async"]])
+                name = names_json.get(receiver)
+                if name is None:
+                    name = names_json[receiver] = _encode(receiver)
+                stored_calls.append(
+                    f"[{call['index']:d},{name},{took:d},{'true' if call['is_async'] else 'false'}]"
+                )
             else:  # only failed calls get a row of their own (traceback, location)
                 failed = 1
                 exc_type = call["exc_type"][:200] or "Exception"
-                stored_calls.append([
-                    call["index"], receiver, took, call["is_async"], exc_type,
+                stored_calls.append(_encode([
+                    call["index"], receiver, took, bool(call["is_async"]), exc_type,
                     call["exc_message"][:message_chars],
-                ])  # fmt: skip
+                ]))  # fmt: skip
                 call_rows.append((
                     ev["id"], call["index"], receiver, call["is_async"], took, call["outcome"],
                     call["exc_type"][:200], call["exc_message"], call["traceback"],
@@ -169,7 +175,7 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
             ev["id"], signal, sender, ev["method"], db_ts, ev["duration_ns"],
             ev["receiver_count"], ev["failure_count"], ev["parent_id"], ev["parent_call"],
             _encode(kwargs) if kwargs else "{}", ev["host"], ev["pid"], ev["request_path"][:300],
-            _encode(stored_calls) if stored_calls else "[]",
+            f"[{','.join(stored_calls)}]",
         ))
     now = _now()
     for name, n in unheard.items():
@@ -181,12 +187,14 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
         if call_rows:
             bulk.insert_rows(conn, cursor, _table("ReceiverCall"), _CALL_COLS, call_rows)
         if stat_rows:
-            cursor.executemany(
+            bulk.upsert_rows(
+                conn, cursor,
                 _upsert_sql(conn, _table("ReceiverStat"), _STAT_KEY, _STAT_SUMS, "max_ns"),
                 sorted((minute_value[k[0]], *k[1:], *v) for k, v in stat_rows.items()),
             )
         if count_rows:
-            cursor.executemany(
+            bulk.upsert_rows(
+                conn, cursor,
                 _upsert_sql(conn, _table("SignalCount"), _COUNT_KEY, _COUNT_SUMS, None),
                 sorted((minute_value[k[0]], k[1], *v) for k, v in count_rows.items()),
             )
