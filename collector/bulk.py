@@ -15,7 +15,6 @@ from typing import Any
 __all__ = ["insert_rows", "insert_sql", "upsert_rows"]
 
 
-
 def insert_sql(conn: Any, table: str, cols: Sequence[str]) -> str:
     """Return a parameterised INSERT of ``cols`` into ``table``."""
     qn = conn.ops.quote_name

@@ -48,7 +48,7 @@ from django.core.signals import request_started as _request_started
 from django.dispatch import Signal
 from django.dispatch import dispatcher as _dispatcher
 
-from collector import capture, naming
+from collector import capture, naming, receivers
 
 NO_RECEIVERS = _dispatcher.NO_RECEIVERS
 # Django 6.1 runs asend's sync receivers first, then the async ones in a TaskGroup.
@@ -101,6 +101,8 @@ _names_get = naming.receiver_names.get
 _name = naming.receiver_name
 _capture = capture.capture_kwargs
 _sender_ref = capture.sender_ref
+# Signal._live_receivers' result without its lock in the common case (collector.receivers).
+_live = receivers.live_receivers
 # Signal -> its dotted name, and class sender -> its label, filled by the writer thread once it
 # has named them. With both known, a queued record holds only plain values, which the garbage
 # collector stops tracking; until then the record carries the object and the writer names it.
@@ -351,7 +353,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """Django's Signal.send, timed (the fast path; see the module docstring)."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         return []
-    sync_receivers, async_receivers = self._live_receivers(sender)
+    sync_receivers, async_receivers = _live(self, sender)
     cell = _current_get()
     known = _known_get(self)
     if (cell is None or cell[0] != get_ident() or known is None or async_receivers
@@ -410,7 +412,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     """Django's Signal.send_robust, timed (the fast path; see the module docstring)."""
     if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         return []
-    sync_receivers, async_receivers = self._live_receivers(sender)
+    sync_receivers, async_receivers = _live(self, sender)
     cell = _current_get()
     known = _known_get(self)
     if (cell is None or cell[0] != get_ident() or known is None or async_receivers
@@ -709,7 +711,7 @@ async def _asend(
     """The shared body of asend/asend_robust, following the installed Django's ordering."""
     if not signal.receivers or signal.sender_receivers_cache.get(sender) is NO_RECEIVERS:
         return []
-    sync_receivers, async_receivers = signal._live_receivers(sender)
+    sync_receivers, async_receivers = _live(signal, sender)
     if not sync_receivers and not async_receivers:
         _count_unheard(signal, sender)
         return []

@@ -25,7 +25,8 @@ class Event(models.Model):
     duration_ns = models.BigIntegerField()
     receiver_count = models.PositiveIntegerField()
     failure_count = models.PositiveIntegerField(default=0)
-    parent_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Indexed where set only (sigmon_event_parent): most events are not nested.
+    parent_id = models.BigIntegerField(null=True, blank=True)
     parent_call = models.IntegerField(null=True, blank=True)
     kwargs = models.JSONField(default=dict)
     host = models.CharField(max_length=100, default="")
@@ -42,6 +43,11 @@ class Event(models.Model):
             models.Index(fields=["signal", "-timestamp"], name="sigmon_event_sig_ts"),
             models.Index(fields=["sender", "-timestamp"], name="sigmon_event_snd_ts"),
             models.Index(fields=["host", "pid", "-timestamp"], name="sigmon_event_proc_ts"),
+            models.Index(
+                fields=["parent_id"],
+                name="sigmon_event_parent",
+                condition=models.Q(parent_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

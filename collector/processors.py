@@ -129,12 +129,17 @@ class RedactProcessor(Processor):
             return value
         if isinstance(value, dict):
             changed = None
+            secret = self.secret
             for key, item in value.items():
-                if type(item) is dict or type(item) is list:
+                kind = type(item)
+                if kind is dict or kind is list:
                     new = self._redact(item, depth + 1)
-                elif item is None or item == "" or not self.is_secret(key):
-                    continue
                 else:
+                    found = secret.get(key) if type(key) is str else False
+                    if found is None:
+                        found = self.is_secret(key)
+                    if not found or item is None or item == "":
+                        continue
                     new = self.marker
                 if new is not item:
                     if changed is None:

@@ -58,9 +58,8 @@ def test_copy_round_trips_awkward_values(pg: Any) -> None:
 def test_a_rejected_value_rolls_the_batch_back_as_a_django_data_error(pg: Any) -> None:
     """A NUL character (PostgreSQL refuses it) raises django.db.DataError; nothing is stored."""
     bad = (4, "nul \x00 inside", datetime(2026, 1, 1, tzinfo=UTC), "{}", False, 0)
-    with pytest.raises(DataError):
-        with transaction.atomic(using=pg.alias), pg.cursor() as cursor:
-            insert_rows(pg, cursor, "t", COLS, [*ROWS, bad])
+    with pytest.raises(DataError), transaction.atomic(using=pg.alias), pg.cursor() as cursor:
+        insert_rows(pg, cursor, "t", COLS, [*ROWS, bad])
     with pg.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM t")
         assert cursor.fetchone() == (0,)
@@ -117,9 +116,8 @@ def test_upsert_rejected_value_is_a_django_data_error(pg: Any) -> None:
 
     with pg.cursor() as cursor:
         _upsert_table(cursor)
-    with pytest.raises(DataError):
-        with transaction.atomic(using=pg.alias), pg.cursor() as cursor:
-            upsert_rows(pg, cursor, UPSERT, [(1, "nul \x00", T0, 1, None)])
+    with pytest.raises(DataError), transaction.atomic(using=pg.alias), pg.cursor() as cursor:
+        upsert_rows(pg, cursor, UPSERT, [(1, "nul \x00", T0, 1, None)])
 
 
 @pytest.mark.django_db

@@ -1,0 +1,79 @@
+"""A signal's live receivers, exactly as ``Signal._live_receivers`` returns them, for less.
+
+Django's own method takes the signal's lock, clears dead receivers and walks the receivers twice
+(once to filter by sender, once to resolve weak references): about 1.4 µs of a 2.5 µs send to one
+receiver. ``live_receivers`` walks them once, without the lock, when nothing needs it: the
+signal does not cache per sender (model signals do, and then Django's cached path is cheap), no
+receiver died since the last clean-up (Django's weakref callback sets ``_dead_receivers``; the
+lock only guards that clean-up and the cache), and ``_live_receivers`` is Django's own (not
+overridden by a subclass or patched by a test). Otherwise Django's method runs. Reading the list
+without the lock is what Django's cached path does too: a concurrent ``connect`` or
+``disconnect`` is seen or not, as with the lock taken a moment earlier or later.
+
+The receivers list holds ``((receiver key, sender key), receiver, is_async)`` on Django 5.2 and
+``((receiver key, sender key), receiver, sender weakref or None, is_async)`` on 6.0 and later; the
+shape is read once, from a probe signal.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from django.dispatch import Signal
+from django.dispatch import dispatcher as _dispatcher
+
+__all__ = ["live_receivers"]
+
+_DJANGO_LIVE = Signal._live_receivers
+_NONE_ID = _dispatcher.NONE_ID
+_make_id = _dispatcher._make_id
+_Ref = weakref.ReferenceType
+
+
+def _probe_shape() -> int:
+    """Return the length of an entry of ``Signal.receivers`` on this Django version."""
+
+    def receiver(**kwargs: Any) -> None:
+        """The probe's receiver."""
+
+    probe = Signal()
+    probe.connect(receiver, weak=False)
+    return len(probe.receivers[0])
+
+
+_SENDER_REFS = _probe_shape() == 4
+
+
+def live_receivers(signal: Signal, sender: Any) -> tuple[list[Any], list[Any]]:
+    """Return (sync receivers, async receivers) for ``sender``, as ``signal._live_receivers``."""
+    if (
+        signal.use_caching
+        or signal._dead_receivers
+        or (type(signal)._live_receivers is not _DJANGO_LIVE)
+    ):
+        return signal._live_receivers(sender)  # type: ignore[no-any-return]
+    key = _make_id(sender)
+    sync: list[Any] = []
+    async_: list[Any] = []
+    if _SENDER_REFS:
+        for (_receiver_key, sender_key), receiver, sender_ref, is_async in signal.receivers:
+            if sender_key != _NONE_ID and sender_key != key:
+                continue
+            if type(receiver) is _Ref or isinstance(receiver, _Ref):
+                receiver = receiver()
+                if receiver is None:
+                    continue
+            if sender_ref is not None and sender_ref() is None:
+                continue
+            (async_ if is_async else sync).append(receiver)
+    else:
+        for (_receiver_key, sender_key), receiver, is_async in signal.receivers:
+            if sender_key != _NONE_ID and sender_key != key:
+                continue
+            if type(receiver) is _Ref or isinstance(receiver, _Ref):
+                receiver = receiver()
+                if receiver is None:
+                    continue
+            (async_ if is_async else sync).append(receiver)
+    return sync, async_
