@@ -144,9 +144,11 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
                 name = names_json.get(receiver)
                 if name is None:
                     name = names_json[receiver] = _encode(receiver)
-                stored_calls.append(
-                    f"[{call['index']:d},{name},{took:d},{'true' if call['is_async'] else 'false'}]"
-                )
+                index, is_async = call["index"], call["is_async"]
+                if type(index) is int and type(took) is int:  # as built: their str() is JSON
+                    stored_calls.append(f"[{index},{name},{took},{'true' if is_async else 'false'}]")
+                else:  # a processor put something else there
+                    stored_calls.append(_encode([index, receiver, took, bool(is_async)]))
             else:  # only failed calls get a row of their own (traceback, location)
                 failed = 1
                 exc_type = call["exc_type"][:200] or "Exception"
