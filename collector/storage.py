@@ -146,7 +146,8 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
                     name = names_json[receiver] = _encode(receiver)
                 index, is_async = call["index"], call["is_async"]
                 if type(index) is int and type(took) is int:  # as built: their str() is JSON
-                    stored_calls.append(f"[{index},{name},{took},{'true' if is_async else 'false'}]")
+                    flag = "true" if is_async else "false"
+                    stored_calls.append(f"[{index},{name},{took},{flag}]")
                 else:  # a processor put something else there
                     stored_calls.append(_encode([index, receiver, took, bool(is_async)]))
             else:  # only failed calls get a row of their own (traceback, location)
