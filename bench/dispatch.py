@@ -36,8 +36,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     number, rounds = (5_000, 5) if quick else (20_000, 15)
     empty, one, five = Signal(), Signal(), Signal()
+    cached = Signal(use_caching=True)  # as Django's model signals are (ModelSignal)
+    model = type("Model", (), {})
     keep = _receivers(1) + _receivers(5)
     one.connect(keep[0])
+    cached.connect(keep[0], sender=model)
     for r in keep[1:]:
         five.connect(r)
 
@@ -57,12 +60,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         ("send, no receivers", lambda: empty.send(sender=None), 1.05, number),
         ("send, 1 no-op receiver", lambda: one.send(sender=None), 1.3, number),
         ("send, 5 no-op receivers", lambda: five.send(sender=None), 1.3, number),
+        ("send, 1 receiver, caching signal (as model signals)",
+         lambda: cached.send(sender=model), 1.3, number),
         ("send_robust, 1 no-op receiver", lambda: one.send_robust(sender=None), 1.3, number),
         ("asend x100, 1 sync receiver", lambda: loop.run_until_complete(asend_many()), 1.3, max(5, number // 2000)),
     ]
     collector.install()
     for signal in (one, five):  # steady state: the writer has named the signals and receivers
         signal.send(sender=None)
+    cached.send(sender=model)
     collector.flush(5)
     runtime._stopping = True  # pause the writer: records stay queued and are cleared each round
     saved_capacity, hook.capacity = hook.capacity, 10**9

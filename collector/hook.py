@@ -351,9 +351,12 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
 
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """Django's Signal.send, timed (the fast path; see the module docstring)."""
-    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+    if not self.receivers:
         return []
-    sync_receivers, async_receivers = _live(self, sender)
+    cached = self.sender_receivers_cache.get(sender)
+    if cached is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = _live(self, sender, cached)
     cell = _current_get()
     known = _known_get(self)
     if (cell is None or cell[0] != get_ident() or known is None or async_receivers
@@ -410,9 +413,12 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
 
 def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     """Django's Signal.send_robust, timed (the fast path; see the module docstring)."""
-    if not self.receivers or self.sender_receivers_cache.get(sender) is NO_RECEIVERS:
+    if not self.receivers:
         return []
-    sync_receivers, async_receivers = _live(self, sender)
+    cached = self.sender_receivers_cache.get(sender)
+    if cached is NO_RECEIVERS:
+        return []
+    sync_receivers, async_receivers = _live(self, sender, cached)
     cell = _current_get()
     known = _known_get(self)
     if (cell is None or cell[0] != get_ident() or known is None or async_receivers

@@ -104,6 +104,26 @@ def test_connect_and_disconnect_between_sends() -> None:
     assert _same(signal, None) == ([], [])
 
 
+def test_a_caching_signal_s_cache_entry_resolves_as_django_resolves_it() -> None:
+    """Model signals cache per sender: the entry send looked up gives Django's answer."""
+    signal = Signal(use_caching=True)
+    handler, instance = Handler(), Sender()
+    signal.connect(plain, sender=Sender)
+    signal.connect(handler.on)
+    signal.connect(handler.on_async, sender=Sender)
+    signal.connect(lambda sender, **kw: None, weak=False, sender=instance)
+    for sender in (Sender, instance):  # (None cannot be a weak key: Django raises too)
+        expected = signal._live_receivers(sender)  # fills the cache
+        cached = signal.sender_receivers_cache.get(sender)
+        assert cached is not None
+        assert live_receivers(signal, sender, cached) == expected
+    del handler, expected, cached
+    gc.collect()  # a receiver died: Django's method runs and cleans up
+    assert live_receivers(signal, Sender, signal.sender_receivers_cache.get(Sender)) == (
+        [plain], []
+    )
+
+
 def test_caching_signals_use_django_s_cached_path() -> None:
     """A use_caching signal (model signals are) goes through Django's method and its cache."""
     signal = Signal(use_caching=True)
