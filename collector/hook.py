@@ -447,7 +447,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
                 response = receiver(signal=self, sender=sender, **named)
             except Exception as err:
                 failed = (*(failed or ()), _failed_call(record, receiver, err))
-                self._log_robust_failure(receiver, err)
+                self._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                 response = err
             else:
                 if names is None:
@@ -484,7 +484,7 @@ def _calls_in(record: list[Any]) -> int:
     return closed if record[_NAMES] is not None else closed >> 1
 
 
-def _names_changed(signal: Signal, known: tuple[Any, ...]) -> None:
+def _names_changed(signal: Signal, known: tuple[Any, ...]) -> tuple[str, ...] | None:
     """Return None: this send names its receivers inline (a subset reached, or others connected).
 
     A send to a subset of the receivers (a sender filter, a receiver that just died) keeps the
@@ -513,7 +513,9 @@ def _learn(signal: Signal, sync_receivers: list[Any]) -> None:
         if len(sync_receivers) == len(entries) and all(
             isinstance(entry[1], weakref.ReferenceType) for entry in entries
         ):
-            learned = (name, list(entries), tuple(_name(r) for r in sync_receivers))
+            learned: tuple[str, list[Any] | None, tuple[str, ...] | None] = (
+                name, list(entries), tuple(_name(r) for r in sync_receivers)
+            )
         else:
             learned = (name, None, None)
         if len(_known) >= naming.CACHE_LIMIT:
@@ -568,7 +570,7 @@ def _dispatch(
                 calls.append((_name(receiver), ended - mark, index, False, _failure(err)))
                 if not robust:
                     raise
-                signal._log_robust_failure(receiver, err)
+                signal._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                 response = err
             except BaseException as err:
                 calls.append((_name(receiver), perf_counter() - mark, index, False, _failure(err)))
@@ -630,7 +632,7 @@ class _Dispatch:
                                   _failure(err)))
                     if not robust:
                         raise
-                    signal._log_robust_failure(receiver, err)
+                    signal._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
                     responses.append((receiver, err))
                 except BaseException as err:
                     calls.append((_name(receiver), perf_counter() - began, index, False,
@@ -660,7 +662,7 @@ class _Dispatch:
                                _failure(err)))
             if not robust:
                 raise
-            self.signal._log_robust_failure(receiver, err)
+            self.signal._log_robust_failure(receiver, err)  # type: ignore[attr-defined]
             return err
         except BaseException as err:
             self.calls.append((_name(receiver), perf_counter() - began, index, True,
@@ -774,7 +776,7 @@ def install() -> bool:
         if _installed:
             return False
         for name, replacement in _REPLACEMENTS.items():
-            replacement.__wrapped__ = _ORIGINALS[name]  # type: ignore[attr-defined]
+            replacement.__wrapped__ = _ORIGINALS[name]
             replacement.__doc__ = _ORIGINALS[name].__doc__
             setattr(Signal, name, replacement)
         _installed = True

@@ -122,7 +122,7 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
         return False
     pipe = current()
     size = int(pipe.config["BATCH_SIZE"])
-    records = []
+    records: list[tuple[Any, ...]] = []
     while queue and len(records) < size:
         records.append(queue.popleft())
     batch = []
