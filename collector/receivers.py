@@ -59,6 +59,8 @@ def live_receivers(  # noqa: C901 - every send runs this: one function, no helpe
     dead = signal._dead_receivers  # type: ignore[attr-defined]
     if dead or type(signal)._live_receivers is not _DJANGO_LIVE:
         return signal._live_receivers(sender)
+    # Four loops of one shape (cached entry or receivers list, with or without sender weakrefs)
+    # on purpose: one pass, no intermediate list, no per-entry shape test.
     sync: list[Any] = []
     async_: list[Any] = []
     if signal.use_caching:
