@@ -27,7 +27,29 @@ from django.dispatch import dispatcher as _dispatcher
 
 __all__ = ["live_receivers"]
 
-_DJANGO_LIVE = Signal._live_receivers
+
+def _django_method() -> Any:
+    """Return Django's own ``Signal._live_receivers``, or None if a patch hides it.
+
+    A library may have patched it before this module is imported (sentry-sdk does, in
+    ``sentry_sdk.init()`` from the settings): that patch must keep running, so the fast path is
+    only taken while the method in place is Django's own. Wrappers that keep ``__wrapped__`` are
+    seen through; one that does not makes every send use the method in place.
+    """
+    found = Signal.__dict__.get("_live_receivers")
+    while found is not None:
+        code = getattr(found, "__code__", None)
+        if (
+            code is not None
+            and getattr(found, "__qualname__", "") == "Signal._live_receivers"
+            and code.co_filename.replace("\\", "/").endswith("django/dispatch/dispatcher.py")
+        ):
+            return found
+        found = getattr(found, "__wrapped__", None)
+    return None
+
+
+_DJANGO_LIVE = _django_method()
 _NONE_ID = _dispatcher.NONE_ID
 _make_id: Any = vars(_dispatcher)["_make_id"]  # private in Django: not in its type stubs
 _Ref = weakref.ReferenceType

@@ -154,3 +154,42 @@ def test_the_probe_reads_this_django_s_entry_shape() -> None:
     signal = Signal()
     signal.connect(plain)
     assert receivers._SENDER_REFS is (len(signal.receivers[0]) == 4)
+
+
+def test_a_patch_made_before_import_keeps_running() -> None:
+    """sentry-sdk patches _live_receivers in sentry_sdk.init(), before the collector is imported:
+    the patch must still run on every send, and Django's method is still recognised under a
+    wrapper that keeps __wrapped__."""
+    import functools
+    import importlib
+
+    original = Signal.__dict__["_live_receivers"]
+    seen: list[Any] = []
+
+    def opaque(self: Signal, sender: Any) -> Any:  # as sentry-sdk's: no __wrapped__
+        seen.append(sender)
+        return original(self, sender)
+
+    @functools.wraps(original)
+    def transparent(self: Signal, sender: Any) -> Any:
+        seen.append(sender)
+        return original(self, sender)
+
+    signal = Signal()
+    signal.connect(plain)
+    try:
+        for patch, recognised in ((opaque, None), (transparent, original)):
+            Signal._live_receivers = patch  # type: ignore[method-assign]
+            fresh = importlib.reload(receivers)
+            assert fresh._DJANGO_LIVE is recognised
+            seen.clear()
+            assert fresh.live_receivers(signal, None) == ([plain], [])
+            assert seen == [None]  # the patch ran
+            Signal._live_receivers = original  # type: ignore[method-assign]
+            seen.clear()
+            assert fresh.live_receivers(signal, None) == ([plain], [])
+            assert seen == []
+    finally:
+        Signal._live_receivers = original  # type: ignore[method-assign]
+        importlib.reload(receivers)
+    assert receivers._DJANGO_LIVE is original
