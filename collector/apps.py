@@ -30,9 +30,10 @@ class CollectorConfig(AppConfig):
     def _auto_install() -> None:
         """Install the hook unless SIGNAL_MONITOR turns it off."""
         from collector.conf import get_config
+        from collector.link import IN_WRITER_PROCESS
 
         config = get_config()
-        if config["ENABLED"] and config["AUTO_INSTALL"]:
+        if config["ENABLED"] and config["AUTO_INSTALL"] and not IN_WRITER_PROCESS:
             from collector import install
 
             install()

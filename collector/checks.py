@@ -163,3 +163,34 @@ def check_sqlite_wal(
         id="signals_collector.W002",
     )]
 
+
+
+@register()
+def check_writer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E005/W004: WRITER is "thread" or "process", and a writer process can do the work."""
+    config = get_config()
+    writer = config["WRITER"]
+    if writer not in ("thread", "process"):
+        return [Error(
+            f"SIGNAL_MONITOR['WRITER'] must be 'thread' or 'process', not {writer!r}.",
+            hint="'thread' (the default) writes from a thread of each process; 'process' from a "
+            "writer process per application process.",
+            id="signals_collector.E005",
+        )]
+    if writer != "process":
+        return []
+    entry = settings.DATABASES.get(config["DATABASE_ALIAS"], {})
+    problems = []
+    if str(entry.get("ENGINE", "")).endswith("sqlite3") and str(
+        entry.get("NAME", "")
+    ) in ("", ":memory:"):
+        problems.append("its database is an in-memory SQLite database, which another process "
+                        "cannot open (the writer thread is used instead)")  # fmt: skip
+    if "collector.sinks.MemorySink" in config["SINKS"]:
+        problems.append("MemorySink keeps its events in the writer process, where this "
+                        "process's memory_events() cannot read them")  # fmt: skip
+    return [Warning(
+        f"SIGNAL_MONITOR['WRITER'] is 'process', but {problem}.",
+        hint="Use WRITER='thread' here (as in tests), or a database file or server.",
+        id="signals_collector.W004",
+    ) for problem in problems]

@@ -7,7 +7,6 @@ dashboard can show, per process, what the collector dropped and why. Never raise
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -109,7 +108,7 @@ def persist() -> bool:
     values = row_values(runtime.snapshot())
     try:
         CollectorHealth.objects.using(sink.alias).update_or_create(
-            host=HOST, pid=os.getpid(), started=_started_at(), defaults=values
+            host=HOST, pid=runtime.pid, started=_started_at(), defaults=values
         )
     except Exception as exc:  # noqa: BLE001 - tables missing, database away: try again later
         runtime.count("health_errors", error=f"health write failed: {exc!r}")

@@ -60,6 +60,9 @@ _number_lock = threading.Lock()
 _own_loop: asyncio.AbstractEventLoop | None = None
 _own_thread: threading.Thread | None = None
 _own_lock = threading.Lock()
+# In a writer process (WRITER="process"): sends a batch for the in-memory layer back to the
+# application process, whose hub listens there; returns False when none listens.
+_uplink: Callable[[dict[str, Any]], bool] | None = None
 
 
 class LayerOffline(ConnectionError):
@@ -148,6 +151,18 @@ def unregister_listener(deliver: Callable[[dict[str, Any]], None]) -> None:
         _listener = None
 
 
+def listening() -> bool:
+    """Return True when this process's dashboard takes batches from the in-memory layer."""
+    loop = _listener[0] if _listener is not None else _server_loop
+    return loop is not None and not loop.is_closed() and loop.is_running()
+
+
+def set_uplink(uplink: Callable[[dict[str, Any]], bool] | None) -> None:
+    """In a writer process: send in-memory-layer batches to the application with ``uplink``."""
+    global _uplink
+    _uplink = uplink
+
+
 def _hand_to_listener(message: dict[str, Any]) -> bool:
     """Schedule ``message`` for the local listener; False when there is none to take it."""
     global _in_flight
@@ -222,6 +237,8 @@ def publish(message: dict[str, Any], timeout: float = PUBLISH_TIMEOUT) -> bool:
     if layer is None:
         return False
     if isinstance(layer, InMemoryChannelLayer):
+        if _uplink is not None:
+            return _uplink(message)
         if _hand_to_listener(message):
             return True
         loop = _server_loop

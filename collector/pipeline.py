@@ -1,4 +1,9 @@
-"""The writer thread's work: records -> event dicts -> processors -> sinks, in batches."""
+"""The writer thread's work: records -> event dicts -> processors -> sinks, in batches.
+
+With WRITER="process" the thread ships the records to a writer process instead
+(``collector.link``), which runs the same steps (``process_records``); if that process cannot
+start or dies, the thread does them here again.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from collector import events, hook, naming, runtime
+from collector import events, hook, link, naming, runtime
 from collector.conf import get_config
 from collector.processors import Processor
 from collector.sinks import Sink
@@ -22,16 +27,30 @@ class _Pipeline:
     """Processors and sinks built from one version of the settings."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        """Instantiate the configured processors and sinks."""
+        """Start the writer process, or instantiate the configured processors and sinks."""
         self.config = config
-        built: list[Processor] = [import_string(p)(config) for p in config["PROCESSORS"]]
+        runtime.configure(config)
+        self.processors: list[Processor] = []
+        self.sinks: list[Sink] = []
+        self.link: link.WriterLink | None = None
+        if config["WRITER"] == "process" and not link.IN_WRITER_PROCESS:
+            self.link = link.WriterLink(config)
+            if self.link.alive:
+                return
+        self.take_over()
+
+    def take_over(self) -> None:
+        """Build the processors and sinks here (no writer process, or it died)."""
+        self.link = None
+        built: list[Processor] = [import_string(p)(self.config) for p in self.config["PROCESSORS"]]
         # Processors that are no-ops under these settings (no filter lists, no sample rates).
         self.processors = [p for p in built if getattr(p, "active", True) is not False]
-        self.sinks: list[Sink] = [import_string(s)(config) for s in config["SINKS"]]
-        runtime.configure(config)
+        self.sinks = [import_string(s)(self.config) for s in self.config["SINKS"]]
 
-    def close(self) -> None:
-        """Close every sink."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the writer process (after it stored what it holds) and close every sink."""
+        if self.link is not None:
+            self.link.close(timeout)
         for sink in self.sinks:
             try:
                 sink.close()
@@ -56,6 +75,10 @@ class _Pipeline:
 
     def tick(self, force: bool) -> None:
         """Let every sink store what it gathered (when due, or now if ``force``)."""
+        if self.link is not None:
+            if force and not self.link.sync(SYNC_TIMEOUT) and not self.link.alive:
+                self.take_over()
+            return
         for sink in self.sinks:
             tick = getattr(sink, "tick", None)  # sinks written before Sink.tick may lack it
             if tick is None:
@@ -75,6 +98,7 @@ class _Pipeline:
 
 
 _current: _Pipeline | None = None
+SYNC_TIMEOUT = 5.0  # longest wait for the writer process to answer one flush round
 
 
 def current() -> _Pipeline:
@@ -114,6 +138,12 @@ def _take_unheard() -> dict[str, int]:
     return taken
 
 
+def finish(timeout: float) -> None:
+    """At exit: let the writer process store, retry and report, and wait for it to exit."""
+    if _current is not None and _current.link is not None:
+        _current.link.close(timeout)
+
+
 def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
     """Process one batch from the queue; return True if a full batch was taken (more may wait)."""
     from django.apps import apps
@@ -125,8 +155,20 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
     records: list[tuple[Any, ...]] = []
     while queue and len(records) < size:
         records.append(queue.popleft())
+    unheard = _take_unheard()
+    if pipe.link is not None:
+        if not (records or unheard) or pipe.link.ship(records, unheard):
+            return len(records) >= size
+        pipe.take_over()  # the writer process is gone: these records are processed here
+    process_records(records, unheard, os.getpid())
+    return len(records) >= size
+
+
+def process_records(records: list[Any], unheard: dict[str, int], pid: int) -> None:
+    """Build, process and deliver one batch of records sent by process ``pid``."""
+    pipe = current()
     batch = []
-    now_wall, now, pid = time.time(), time.perf_counter(), os.getpid()
+    now_wall, now = time.time(), time.perf_counter()
     for record in records:
         try:
             event = pipe.process(events.build(record, now_wall, now, pid))
@@ -136,10 +178,8 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
             continue
         if event is not None:
             batch.append(event)
-    unheard = _take_unheard()
     if batch or unheard or pipe.holding():
         pipe.deliver(batch, unheard)
-    return len(records) >= size
 
 
 def close_connections() -> None:

@@ -49,6 +49,10 @@ _forcing_lock = threading.Lock()
 # True once the interpreter is exiting (the writer's final round then retries every backlog).
 exiting = False
 started_at = time.time()
+# The process whose events these are: this one, or in a writer process the application's pid,
+# with that application's latest health figures (``remote``) merged into ``snapshot()``.
+pid = os.getpid()
+remote: dict[str, Any] | None = None
 
 
 def count_drop(reason: str, n: int = 1) -> None:
@@ -91,7 +95,7 @@ def count(name: str, n: int = 1, error: str = "") -> None:
 
 def snapshot() -> dict[str, Any]:
     """Return this process's health figures: queue length, drops by reason, counters."""
-    return {
+    mine = {
         "queue": len(_queue),
         "capacity": hook.capacity,
         "dropped": dropped(),
@@ -100,6 +104,46 @@ def snapshot() -> dict[str, Any]:
         "started_at": started_at,
         **_counters,
     }
+    return mine if remote is None else _merged(remote, mine)
+
+
+def _merged(app: dict[str, Any], writer: dict[str, Any]) -> dict[str, Any]:
+    """Return the application's figures with its writer process's drops and counters added."""
+    merged = {**app, "dropped": dict(app.get("dropped", {}))}
+    for reason, n in writer["dropped"].items():
+        merged["dropped"][reason] = merged["dropped"].get(reason, 0) + n
+    for name, n in writer.items():
+        if name not in ("queue", "capacity", "dropped", "alive", "last_error", "started_at"):
+            merged[name] = merged.get(name, 0) + n
+    merged["last_error"] = writer["last_error"] or app.get("last_error", "")
+    return merged
+
+
+def adopt(app_pid: int, app_started_at: float) -> None:
+    """In a writer process: report as the application process that started it."""
+    global pid, started_at
+    pid, started_at = app_pid, app_started_at
+
+
+def final_round_here() -> None:
+    """In a writer process, at the end: store and retry what is held, count what is left as
+    unwritten, report health; the exit handler then has nothing left to do."""
+    global exiting, _shutting_down
+    from collector import pipeline
+
+    exiting = _shutting_down = True
+    try:
+        pipeline.tick(force=True)
+        _retry_backlogs()
+        left = backlog()
+        if left:
+            count_drop("exit_unwritten", left)
+        from collector import health
+
+        health.request_persist()
+        health.maybe_persist()
+    except Exception as exc:  # noqa: BLE001
+        count("housekeeping_errors", error=f"exit: {exc!r}")
 
 
 def configure(config: dict[str, Any]) -> None:
@@ -210,6 +254,9 @@ def _final_round() -> None:
     """At exit: retry the sinks' backlogs, then report health if anything happened."""
     try:
         _retry_backlogs()
+        from collector import pipeline
+
+        pipeline.finish(max(0.5, _exit_timeout() / 2))  # a writer process does the same there
         if _counters or _drops:
             from collector import health
 
@@ -368,7 +415,8 @@ def _after_fork_in_child() -> None:
     """
     global _alive, _start_lock, _idle, _wake, _busy, _stopping, _drop_log_lock, started_at
     global _final_requested, _final_done, _shutting_down, _failures_in_a_row, _last_error, exiting
-    global _forcing, _forcing_lock
+    global _forcing, _forcing_lock, pid, remote
+    pid, remote = os.getpid(), None
     _queue.clear()
     _drops.clear()
     _counters.clear()

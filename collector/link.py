@@ -1,0 +1,319 @@
+"""The application's end of WRITER="process": start the writer process and ship records to it.
+
+With ``SIGNAL_MONITOR["WRITER"] = "process"`` the application's writer thread does not build,
+redact or store events. Each round it gives every record its signal name, sender label and
+sequence number (the objects stay here), pickles the batch and writes it to a socket. The writer
+process (``collector.writer_process``), started once per application process with this process's
+settings, runs the usual pipeline on them, so the work that costs ~40 us an event runs in another
+interpreter, on another core, and never holds this process's GIL.
+
+The link keeps what an in-process writer gives: ``flush()`` is a round trip answered once the
+writer process stored everything; drops and counters of both processes land in one health row
+(this process's pid); live batches for an in-memory channel layer come back over the socket to
+this process's dashboard hub. The writer process exits when this process closes the socket (at
+exit, or when it dies); if it cannot start or dies, the writer thread does the work in-process
+again (``pipeline``), and the events the dead process held are counted as dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from collector import hook, naming, runtime
+
+logger = logging.getLogger("collector")
+
+# Set in the writer process's environment: its collector neither installs the hook nor starts
+# another writer process.
+ENV_FLAG = "SIGNAL_MONITOR_WRITER_PROCESS"
+IN_WRITER_PROCESS = os.environ.get(ENV_FLAG) == "1"
+START_TIMEOUT = 60.0  # seconds the writer process may take to set Django up
+HEADER = struct.Struct("!IB")  # payload length, frame kind
+# Frame kinds. To the writer process: the settings (once), a batch, a flush request, stop.
+# From it: ready, a batch done (events taken), a flush done (its token), a live-feed message.
+SETTINGS, BATCH, FLUSH, STOP, READY, DONE, FLUSHED, LIVE = range(8)
+
+
+def send_frame(sock: socket.socket, kind: int, payload: Any) -> None:
+    """Write one frame: a header and the pickled payload (blocks while the peer's buffer is full)."""
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(HEADER.pack(len(data), kind) + data)
+
+
+def recv_frame(sock: socket.socket) -> tuple[int, Any] | None:
+    """Read one frame; None when the peer closed the socket."""
+    head = _recv_exact(sock, HEADER.size)
+    if head is None:
+        return None
+    size, kind = HEADER.unpack(head)
+    body = _recv_exact(sock, size)
+    if body is None:
+        return None
+    return kind, pickle.loads(body)  # noqa: S301 - a private socketpair between our own processes
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    """Read exactly ``size`` bytes; None at end of stream."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            return None
+        got += n
+    return bytes(buf)
+
+
+def portable(record: Any) -> Any:
+    """Return the record with its signal and sender as names and its sequence number drawn.
+
+    The fast path's records are lists nothing reads once queued: they are completed in place.
+    """
+    if type(record) is not list:
+        record = list(record)
+    if record[0] is None:  # numbers are this process's: the writer process must not draw them
+        record[0] = next(hook._seq)
+    if type(record[1]) is not str:
+        record[1] = naming.signal_name(record[1])
+    sender = record[2]
+    if type(sender) is not str:
+        label = hook.sender_labels.get(sender) if isinstance(sender, type) else None
+        record[2] = label if label is not None else naming.sender_label(sender)
+    return record
+
+
+def picklable_settings() -> tuple[dict[str, Any], list[str]]:
+    """Return this process's settings that pickle (with overrides and the test database names),
+    and the names of those that do not (the writer process gets Django's defaults for them)."""
+    from django.conf import settings
+
+    values: dict[str, Any] = {}
+    skipped: list[str] = []
+    for name in dir(settings):
+        if not name.isupper():
+            continue
+        value = getattr(settings, name)
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - callables, sockets, classes defined in a function...
+            skipped.append(name)
+        else:
+            values[name] = value
+    return values, skipped
+
+
+def unusable_reason(alias: str) -> str:
+    """Return why a writer process could not store this process's events ("" when it can)."""
+    from django.db import connections
+
+    try:
+        connection = connections[alias]
+    except Exception as exc:  # noqa: BLE001
+        return f"database alias {alias!r}: {exc}"
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        return "the database is an in-memory SQLite database, which another process cannot open"
+    return ""
+
+
+class WriterLink:
+    """This process's writer process and the socket to it."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        """Start the writer process and wait until it is ready; ``failed`` says why it is not."""
+        self.config = config
+        self.failed = ""
+        self.sock: socket.socket | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._cond = threading.Condition()
+        self._asked = self._flushed = 0
+        self._shipped = self._done = 0
+        self._closed = False
+        try:
+            self._start()
+        except Exception as exc:  # noqa: BLE001 - the in-process writer takes over
+            self.failed = f"writer process did not start: {exc!r}"
+            self._kill()
+        if self.failed:
+            runtime.count("writer_process_errors", error=self.failed)
+            logger.warning("signal monitor: %s; writing from this process instead", self.failed)
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the writer process is running and connected."""
+        return self.sock is not None and not self.failed and not self._closed
+
+    def _start(self) -> None:
+        """Spawn ``python -m collector.writer_process`` on one end of a socket pair."""
+        self.failed = unusable_reason(self.config["DATABASE_ALIAS"])
+        if self.failed:
+            return
+        values, skipped = picklable_settings()
+        ours, theirs = socket.socketpair()
+        env = {
+            **os.environ,
+            ENV_FLAG: "1",
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if isinstance(p, str)),
+        }
+        env.pop("DJANGO_SETTINGS_MODULE", None)  # the settings come over the socket
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "collector.writer_process", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        hello = {
+            "settings": values,
+            "skipped": skipped,
+            "pid": os.getpid(),
+            "token": hook._TOKEN,
+            "started_at": runtime.started_at,
+        }
+        send_frame(ours, SETTINGS, hello)
+        ours.settimeout(START_TIMEOUT)
+        try:
+            frame = recv_frame(ours)
+        except TimeoutError:
+            frame = None
+        ours.settimeout(None)
+        if frame is None or frame[0] != READY:
+            self.failed = f"writer process exited during start-up (code {self.process.poll()})"
+            ours.close()
+            return
+        self.sock = ours
+        threading.Thread(target=self._read, name="signal-monitor-link", daemon=True).start()
+
+    def ship(self, records: list[Any], unheard: dict[str, int]) -> bool:
+        """Send one batch; False when the writer process is gone (the caller keeps the records)."""
+        sock = self.sock
+        if sock is None or not self.alive:
+            return False
+        batch = [portable(record) for record in records]
+        try:
+            send_frame(sock, BATCH, (batch, unheard, self._meta()))
+        except OSError as exc:
+            self._lost(f"writer process unreachable: {exc!r}")
+            return False
+        with self._cond:
+            self._shipped += len(batch)
+        return True
+
+    def sync(self, timeout: float) -> bool:
+        """Ask the writer process to store everything it holds; True once it answered."""
+        sock = self.sock
+        if sock is None or not self.alive:
+            return False
+        with self._cond:
+            self._asked += 1
+            token = self._asked
+        try:
+            send_frame(sock, FLUSH, (token, self._meta()))
+        except OSError as exc:
+            self._lost(f"writer process unreachable: {exc!r}")
+            return False
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._flushed < token and self.alive:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return self._flushed >= token
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ask the writer process to finish (store, retry, report) and wait for it to exit."""
+        if self._closed:
+            return
+        sock = self.sock
+        if sock is not None and self.alive:
+            try:
+                send_frame(sock, STOP, self._meta())
+            except OSError:
+                pass
+        self._closed = True
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        if sock is not None:
+            sock.close()
+
+    def _meta(self) -> dict[str, Any]:
+        """Return what the writer process needs besides records: this process's health figures
+        and whether a dashboard hub here wants live batches back."""
+        from collector import live
+
+        return {"snapshot": runtime.snapshot(), "listening": live.listening()}
+
+    def _read(self) -> None:
+        """On the link thread: take answers and live batches until the socket closes."""
+        hook.muted.set(True)
+        from collector import live
+
+        sock = self.sock
+        assert sock is not None
+        while True:
+            try:
+                frame = recv_frame(sock)
+            except OSError:
+                frame = None
+            if frame is None:
+                break
+            kind, payload = frame
+            if kind == LIVE:
+                try:
+                    live.publish(payload)
+                except Exception as exc:  # noqa: BLE001 - counted like the in-process sink's
+                    runtime.count("live_errors", error=f"live batch not delivered: {exc!r}")
+                continue
+            with self._cond:
+                if kind == DONE:
+                    self._done += payload
+                elif kind == FLUSHED:
+                    self._flushed = max(self._flushed, payload)
+                self._cond.notify_all()
+        if not self._closed:
+            self._lost(f"writer process exited (code {self._exit_code()})")
+
+    def _lost(self, why: str) -> None:
+        """The writer process died: count what it held as dropped; the writer thread takes over."""
+        with self._cond:
+            if self.failed:
+                return
+            self.failed = why
+            held = self._shipped - self._done
+            self._cond.notify_all()
+        if held > 0:
+            runtime.count_drop("writer_process_lost", held)
+        runtime.count("writer_process_errors", error=why)
+        logger.warning("signal monitor: %s; writing from this process instead", why)
+        self._kill()
+
+    def _exit_code(self) -> int | None:
+        """Return the writer process's exit code, waiting a moment for it."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _kill(self) -> None:
+        """Stop the writer process for good."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            try:
+                self.process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                pass

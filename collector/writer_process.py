@@ -1,0 +1,123 @@
+"""The writer process (WRITER="process"): stores the events of the one application process that
+started it.
+
+Started by ``collector.link`` as ``python -m collector.writer_process FD``. It reads that
+process's settings from the socket, sets Django up with them (the hook stays out: nothing here is
+recorded), then runs the usual pipeline on each batch of records: build, processors, sinks, the
+health row (under the application's pid) and the automatic prune. It ignores SIGINT and SIGTERM,
+which a terminal or a service manager sends to the whole process group: it finishes when the
+application closes the socket, after storing what it holds, so the application's own exit
+handling decides what is flushed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+os.environ["SIGNAL_MONITOR_WRITER_PROCESS"] = "1"  # before the collector is imported
+
+
+class _Uplink:
+    """Live batches for an in-memory channel layer, sent back to the application's hub."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        """Send on ``sock``; nothing goes up until the application says its hub listens."""
+        self.sock = sock
+        self.listening = False
+        self.lock = threading.Lock()
+
+    def __call__(self, message: dict[str, Any]) -> bool:
+        """Send one live batch up; False when no hub listens there."""
+        from collector import link
+
+        if not self.listening:
+            return False
+        with self.lock:
+            link.send_frame(self.sock, link.LIVE, message)
+        return True
+
+
+def main(argv: list[str]) -> int:
+    """Serve the application process on the inherited socket until it closes it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[1]))
+    from collector import link
+
+    frame = link.recv_frame(sock)
+    if frame is None or frame[0] != link.SETTINGS:
+        return 2
+    hello = frame[1]
+    import django
+    from django.conf import settings
+
+    settings.configure(**hello["settings"])
+    django.setup()
+    from collector import hook, live, pipeline, runtime
+
+    hook.muted.set(True)
+    hook._TOKEN = hello["token"]  # event ids are the application's: its token, its numbers
+    runtime.adopt(hello["pid"], hello["started_at"])
+    uplink = _Uplink(sock)
+    live.set_uplink(uplink)
+    send_lock = uplink.lock
+    with send_lock:
+        link.send_frame(sock, link.READY, os.getpid())
+    try:
+        _serve(sock, uplink, hello["pid"])
+    finally:
+        runtime.final_round_here()
+        pipeline.close_connections()
+    return 0
+
+
+def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
+    """Process frames until STOP or the end of the stream; tick the sinks between them."""
+    from collector import link, pipeline, runtime
+
+    forced = False
+    while True:
+        ready, _, _ = select.select([sock], [], [], pipeline.flush_interval())
+        if ready:
+            frame = link.recv_frame(sock)
+            if frame is None:
+                return
+            kind, payload = frame
+            if kind == link.BATCH:
+                records, unheard, meta = payload
+                _take(meta, uplink)
+                pipeline.process_records(records, unheard, pid)
+                with uplink.lock:
+                    link.send_frame(sock, link.DONE, len(records))
+            elif kind == link.FLUSH:
+                token, meta = payload
+                _take(meta, uplink)
+                pipeline.tick(force=True)
+                forced = True
+                with uplink.lock:
+                    link.send_frame(sock, link.FLUSHED, token)
+                continue
+            elif kind == link.STOP:
+                _take(payload, uplink)
+                return
+        pipeline.tick(force=forced)
+        forced = False
+        runtime._housekeeping()
+
+
+def _take(meta: dict[str, Any], uplink: _Uplink) -> None:
+    """Keep the application's latest health figures and whether its hub listens."""
+    from collector import runtime
+
+    runtime.remote = meta["snapshot"]
+    uplink.listening = bool(meta["listening"])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

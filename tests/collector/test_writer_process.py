@@ -1,0 +1,242 @@
+"""WRITER="process": a real writer process stores a real application process's events.
+
+Each test runs a small application script in its own interpreter (settings configured in code,
+so the settings go over the socket), then reads the SQLite file it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.checks.registry import registry
+from django.test import override_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRELUDE = """
+import asyncio, json, os, signal, sys, threading, time
+import django
+from django.conf import settings
+
+settings.configure(
+    SECRET_KEY="x", USE_TZ=True,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "collector"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DB,
+                           "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}}},
+    SIGNAL_MONITOR={"WRITER": "process", "SINKS": SINKS, "HEALTH_INTERVAL": 0.2},
+    UNPICKLABLE_SETTING=lambda: 1,
+    **EXTRA,
+)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+import collector
+from collector import live, pipeline, runtime
+from django.dispatch import Signal
+
+custom = Signal()
+inner = Signal()
+def ok(sender, **kw):
+    return kw.get("n")
+def bad(sender, **kw):
+    raise ValueError(f"boom {kw['n']}")
+def outer(sender, **kw):
+    inner.send(sender="inner-sender", n=-1)
+async def later(sender, **kw):
+    return "async"
+custom.connect(ok, weak=False)
+inner.connect(ok, weak=False)
+"""
+
+
+def run_app(tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: str = "{}") -> dict[str, Any]:
+    """Run PRELUDE + body as an application process; return the JSON it printed last."""
+    script = tmp_path / "app.py"
+    database = db or str(tmp_path / "db.sqlite3")
+    sinks = sinks or '["collector.sinks.DatabaseSink"]'
+    script.write_text(
+        f"DB = {database!r}\nSINKS = {sinks}\nEXTRA = {extra}\n" + PRELUDE + body
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+        cwd=str(tmp_path), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Return the rows of a query on the script's database."""
+    with sqlite3.connect(tmp_path / "db.sqlite3") as connection:
+        return connection.execute(sql).fetchall()
+
+
+def gone(pid: int) -> bool:
+    """Return True when no process ``pid`` exists (a zombie counts as existing)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def test_events_are_stored_by_the_writer_process(tmp_path: Path) -> None:
+    """Plain, failing, nested and async sends arrive whole, as the application's own events."""
+    out = run_app(tmp_path, """
+robust = Signal()
+robust.connect(bad, weak=False)
+wrapper = Signal()
+wrapper.connect(outer, weak=False)
+custom.connect(later, weak=False)
+for i in range(200):
+    assert custom.send(sender="s", n=i, password="hunter2")[0][1] == i
+asyncio.run(custom.asend(sender="async-sender", n=7))
+robust.send_robust(sender="r", n=1)
+wrapper.send(sender="w")
+assert collector.flush(30)
+link = pipeline._current.link
+assert link is not None and link.alive, link and link.failed
+print(json.dumps({"pid": os.getpid(), "child": link.process.pid,
+                  "writer_pid": link.process.pid != os.getpid()}))
+""")
+    pid = out["pid"]
+    assert out["child"] != pid
+    signals = dict(rows(tmp_path, "SELECT signal, count(*) FROM signals_collector_event GROUP BY signal"))
+    assert signals["__main__.custom"] == 201
+    assert signals["__main__.robust"] == 1
+    assert signals["__main__.inner"] == 1
+    assert {p for (p,) in rows(tmp_path, "SELECT DISTINCT pid FROM signals_collector_event")} == {pid}
+    (kwargs,) = rows(tmp_path, "SELECT kwargs FROM signals_collector_event WHERE sender='s' LIMIT 1")[0]
+    assert "hunter2" not in kwargs and "password" in kwargs
+    failures = rows(tmp_path, "SELECT exc_type, exc_message, traceback FROM signals_collector_receivercall")
+    assert [(f[0], f[1]) for f in failures] == [("builtins.ValueError", "boom 1")]
+    assert "raise ValueError" in failures[0][2]
+    (outer_id,) = rows(tmp_path, "SELECT id FROM signals_collector_event WHERE signal='__main__.wrapper'")[0]
+    (parent,) = rows(tmp_path, "SELECT parent_id FROM signals_collector_event WHERE signal='__main__.inner'")[0]
+    assert parent == outer_id
+    (calls,) = rows(tmp_path, "SELECT calls_json FROM signals_collector_event WHERE sender='async-sender'")[0]
+    assert "later" in calls and "ok" in calls
+    ids = rows(tmp_path, "SELECT count(*), count(DISTINCT id) FROM signals_collector_event")[0]
+    assert ids[0] == ids[1]
+    health = rows(tmp_path, "SELECT pid, events_written FROM signals_collector_collectorhealth")
+    assert [h[0] for h in health] == [pid]
+    assert health[0][1] >= 203
+    assert gone(out["child"]), "the writer process outlived its application"
+
+
+def test_a_dead_writer_process_hands_over_to_the_thread(tmp_path: Path) -> None:
+    """SIGKILL the writer process: nothing raises, later events are stored from the thread."""
+    out = run_app(tmp_path, """
+for i in range(50):
+    custom.send(sender="before", n=i)
+assert collector.flush(30)
+link = pipeline._current.link
+child = link.process.pid
+os.kill(child, signal.SIGKILL)
+deadline = time.monotonic() + 10
+while link.alive and time.monotonic() < deadline:
+    time.sleep(0.05)
+for i in range(50):
+    assert custom.send(sender="after", n=i)[0][1] == i
+assert collector.flush(30)
+assert pipeline._current.link is None
+print(json.dumps({"child": child, "snapshot": runtime.snapshot()}))
+""")
+    stored = dict(rows(tmp_path, "SELECT sender, count(*) FROM signals_collector_event GROUP BY sender"))
+    assert stored["before"] == 50
+    assert stored["after"] == 50
+    assert out["snapshot"]["writer_process_errors"] == 1
+    assert "writer process exited" in out["snapshot"]["last_error"]
+    assert gone(out["child"])
+
+
+def test_an_in_memory_database_keeps_the_writer_thread(tmp_path: Path) -> None:
+    """Another process cannot open an in-memory SQLite database: the thread does the work."""
+    out = run_app(tmp_path, """
+from collector.sinks import memory_events
+custom.send(sender="mem", n=1)
+assert collector.flush(30)
+print(json.dumps({"link": pipeline._current.link is not None,
+                  "events": [e["sender"] for e in memory_events() if e["signal"] == "__main__.custom"],
+                  "snapshot": runtime.snapshot()}))
+""", db=":memory:", sinks='["collector.sinks.MemorySink"]')
+    assert out["link"] is False
+    assert out["events"] == ["mem"]
+    assert out["snapshot"]["writer_process_errors"] == 1
+    assert "in-memory SQLite" in out["snapshot"]["last_error"]
+
+
+def test_live_batches_come_back_to_the_applications_hub(tmp_path: Path) -> None:
+    """With the in-memory channel layer, the writer process's live batches reach this process's
+    listener (the dashboard's hub)."""
+    out = run_app(tmp_path, """
+got = []
+arrived = threading.Event()
+def deliver(message):
+    got.append(message)
+    if any(e["sender"] == "live" for e in message["events"]):
+        arrived.set()
+loop = asyncio.new_event_loop()
+threading.Thread(target=loop.run_forever, daemon=True).start()
+time.sleep(0.1)
+live.register_listener(loop, deliver)
+custom.send(sender="warm", n=0)
+assert collector.flush(30)
+custom.send(sender="live", n=1)
+assert arrived.wait(10), got
+message = next(m for m in got if any(e["sender"] == "live" for e in m["events"]))
+print(json.dumps({"signal": message["events"][-1]["signal"], "origin": message["origin"]}))
+""", sinks='["collector.sinks.DatabaseSink", "collector.sinks.LiveSink"]',
+        extra='{"CHANNEL_LAYERS": {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}}')
+    assert out["signal"] == "__main__.custom"
+    assert out["origin"]
+
+
+def test_exit_stores_everything_and_stops_the_writer_process(tmp_path: Path) -> None:
+    """Events sent just before exit (no flush) are stored by the time the application exits."""
+    out = run_app(tmp_path, """
+custom.send(sender="warm", n=0)
+assert collector.flush(30)
+child = pipeline._current.link.process.pid
+for i in range(500):
+    custom.send(sender="last", n=i)
+print(json.dumps({"child": child}))
+""")
+    assert rows(tmp_path, "SELECT count(*) FROM signals_collector_event WHERE sender='last'")[0][0] == 500
+    deadline = time.monotonic() + 5
+    while not gone(out["child"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(out["child"])
+
+
+@pytest.mark.parametrize(
+    ("monitor", "database", "expected"),
+    [
+        ({"WRITER": "processes"}, None, ["signals_collector.E005"]),
+        ({"WRITER": "process"}, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+         ["signals_collector.W004"]),
+        ({"WRITER": "process", "SINKS": ["collector.sinks.MemorySink"]}, None,
+         ["signals_collector.W004"]),
+        ({"WRITER": "thread"}, None, []),
+    ],
+)  # fmt: skip
+def test_writer_checks(
+    monitor: dict[str, Any], database: Any, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E005: WRITER must be thread or process; W004: a process writer cannot do the job here."""
+    from django.conf import settings
+
+    from collector.checks import check_writer
+
+    config = {"SINKS": ["collector.sinks.DatabaseSink"], **monitor}
+    if database is not None:
+        monkeypatch.setitem(settings.DATABASES, "writer_check", database)
+        config["DATABASE_ALIAS"] = "writer_check"
+    with override_settings(SIGNAL_MONITOR=config):
+        assert [m.id for m in check_writer()] == expected
+    assert check_writer in registry.get_checks()
