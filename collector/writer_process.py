@@ -81,7 +81,6 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
     """Process frames until STOP or the end of the stream; tick the sinks between them."""
     from collector import link, pipeline, runtime
 
-    forced = False
     while True:
         ready, _, _ = select.select([sock], [], [], pipeline.flush_interval())
         if ready:
@@ -92,22 +91,24 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
             if kind == link.BATCH:
                 records, unheard, meta = payload
                 _take(meta, uplink)
-                pipeline.process_records(records, unheard, pid)
+                try:
+                    pipeline.process_records(records, unheard, pid)
+                except Exception as exc:  # noqa: BLE001 - counted; the next batch still runs
+                    runtime.count_drop("build_error", len(records))
+                    runtime.count("writer_process_errors", error=f"batch failed: {exc!r}")
                 with uplink.lock:
                     link.send_frame(sock, link.DONE, len(records))
             elif kind == link.FLUSH:
                 token, meta = payload
                 _take(meta, uplink)
                 pipeline.tick(force=True)
-                forced = True
                 with uplink.lock:
                     link.send_frame(sock, link.FLUSHED, token)
                 continue
             elif kind == link.STOP:
                 _take(payload, uplink)
                 return
-        pipeline.tick(force=forced)
-        forced = False
+        pipeline.tick(force=False)
         runtime._housekeeping()
 
 

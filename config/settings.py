@@ -12,6 +12,7 @@ Environment variables (all optional; the defaults are the zero-setup demo: SQLit
   DJANGO_BEHIND_HTTPS_PROXY  1: a reverse proxy terminates TLS and sets X-Forwarded-Proto
                          (secure cookies, request.is_secure() from the header)
   SIGNAL_MONITOR_MAX_AGE_DAYS / SIGNAL_MONITOR_MAX_EVENTS  retention (signals_prune)
+  SIGNAL_MONITOR_WRITER     thread (default) or process: where events are built and stored
 See docs/deployment.md.
 """
 
@@ -119,6 +120,8 @@ LOGIN_REDIRECT_URL = "/signals/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 SIGNAL_MONITOR: dict[str, object] = {}
+if os.environ.get("SIGNAL_MONITOR_WRITER"):  # "process" in `make run`; the tests keep "thread"
+    SIGNAL_MONITOR["WRITER"] = os.environ["SIGNAL_MONITOR_WRITER"]
 for _key, _cast in (("MAX_AGE_DAYS", float), ("MAX_EVENTS", int)):
     if os.environ.get(f"SIGNAL_MONITOR_{_key}"):
         SIGNAL_MONITOR[_key] = _cast(os.environ[f"SIGNAL_MONITOR_{_key}"])

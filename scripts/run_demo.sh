@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serve the demo: migrate, ensure a staff user, start daphne on HOST:PORT with demo traffic running.
 # Environment: VENV (.venv), HOST (127.0.0.1), PORT (8000), DEMO_RATE (20 events/s),
-#              DEMO_USER (admin), DEMO_PASSWORD (signals-demo). Ctrl-C stops both processes.
+#              DEMO_USER (admin), DEMO_PASSWORD (signals-demo), SIGNAL_MONITOR_WRITER (process).
+#              Ctrl-C stops both processes.
 set -euo pipefail
 
 venv="${VENV:-.venv}"
@@ -45,6 +46,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
+# The dashboard and the traffic each store their events from a writer process (README: WRITER).
+export SIGNAL_MONITOR_WRITER="${SIGNAL_MONITOR_WRITER:-process}"
 "$py" -m daphne -b "$host" -p "$port" config.asgi:application &
 server_pid=$!
 for _ in $(seq 1 100); do

@@ -47,13 +47,14 @@ def run_tiny(name: str) -> list[dict[str, Any]]:
 
 def test_ingest_tiny() -> None:
     rows = run_tiny("ingest")
-    sqlite = [r for r in rows if r["case"].startswith("SQLite")]
-    assert len(sqlite) == 3
-    stored, floor, cpu = sqlite
-    assert stored["calls_stored"] == stored["calls_sent"] > 0
-    assert stored["calls_per_s"] > 0 and stored["dropped"] == 0
-    assert floor["floor"]["calls_per_s"] > 0 and floor["ratio"] > 0
-    assert cpu["share"] > 0 and cpu["us_per_event"] > 0
+    for writer in ("process", "thread"):
+        sqlite = [r for r in rows if r["case"].startswith(f"SQLite, WRITER='{writer}'")]
+        assert len(sqlite) == 3
+        stored, floor, cpu = sqlite
+        assert stored["calls_stored"] == stored["calls_sent"] > 0
+        assert stored["calls_per_s"] > 0 and stored["dropped"] == 0
+        assert floor["floor"]["calls_per_s"] > 0 and floor["ratio"] > 0
+        assert cpu["share"] > 0 and cpu["us_per_event"] > 0
     postgres = [r for r in rows if r["case"].startswith("PostgreSQL")]
     if postgres[0]["figure"] != "PostgreSQL not running":
         assert postgres[0]["calls_stored"] == postgres[0]["calls_sent"] > 0

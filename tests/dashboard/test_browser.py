@@ -216,3 +216,45 @@ def test_non_staff_sees_403_and_the_socket_closes_4403(live_daphne: LiveServer, 
         live_daphne.ws_url("/ws/signals/"),
     )
     assert code == 4403
+
+
+def test_live_feed_and_failures_with_a_writer_process(
+    daphne_factory: Callable[..., LiveServer], page: Page
+) -> None:
+    """`make run`'s writer (WRITER="process"): daphne's events are stored by its writer process,
+    and their live rows come back to daphne's hub over the socket (in-memory channel layer)."""
+    server = daphne_factory(SIGNAL_MONITOR_WRITER="process")
+    errors = open_live_feed(server, page)
+    sign_up(server)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#live-rows .sig')]"
+        ".some(e => e.textContent === 'post_save')"
+    )
+    cause_failure(server)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # stored within STORE_INTERVAL by the writer process
+        page.goto(f"{server.url}/signals/failures/")
+        if "StorageUnavailableError" in page.content():
+            break
+        time.sleep(0.5)
+    assert "StorageUnavailableError" in page.content()
+    writers = server.shell(
+        "from collector.models import Event\n"
+        "print(sorted(set(Event.objects.values_list('pid', flat=True))))"
+    )
+    assert server.process is not None
+    assert str(server.process.pid) in writers
+    children = [
+        proc for proc in Path("/proc").iterdir()
+        if proc.name.isdigit() and f"PPid:\t{server.process.pid}\n" in _read(proc / "status")
+    ]  # fmt: skip
+    assert any(b"collector.writer_process" in _read(c / "cmdline").encode() for c in children)
+    assert not policy_errors(errors), errors
+
+
+def _read(path: Path) -> str:
+    """Return a /proc file's text ("" if the process is gone)."""
+    try:
+        return path.read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
