@@ -7,10 +7,12 @@ request, stored into the same SQLite file (WAL).
 
 Measured with each writer (``SIGNAL_MONITOR["WRITER"]``), interleaved on and off:
 
-* ``"process"`` against the 3% budget: the application process's CPU per request (request thread,
-  the thread that ships records, the link's reader), the back-to-back wall time, and requests
-  paced at half the rate one thread serves bare (p50 and mean); the writer process's own CPU per
-  request is reported beside them (it runs on another core, outside the application's GIL);
+* ``"process"``: the application process's CPU per request (request thread, the thread that
+  ships records, the link's reader) and the wall time, in paired off-on-off windows (with the
+  A/A figure of the two off-windows: the machine's own noise), and requests paced at half the
+  rate one thread serves bare (p50 and mean); the writer process's own CPU per request beside
+  them (it runs on another core, outside the application's GIL). The 3% budget is judged in
+  instructions by ``bench.request_cost`` (callgrind), which load on the machine does not move;
 * ``"thread"``, reported: the CPU per request of the request thread plus the writer thread
   (building and storing the events in the application's interpreter) and the request thread's
   CPU alone (the hook and the kwargs capture).
@@ -144,55 +146,114 @@ def _medians(rounds: list[tuple[float, ...]]) -> list[float]:
     return [statistics.median(column) for column in zip(*rounds, strict=True)]
 
 
+def _sandwiches(client: Any, quick: bool) -> dict[str, Any]:
+    """Time requests in short windows off, off, on, off; return the medians of paired ratios.
+
+    On this shared 2-core machine the speed of one core swings by tens of percent within
+    seconds, so long rounds compared by their medians move by more than the 3% being judged.
+    Each group compares a short on-window with the off-window just before it, and the median
+    over many groups is taken; the two off-windows before it (bare vs bare, an A/A test) show
+    what the machine's noise alone gives. The last off-window is not counted: the writer process
+    is still storing the on-window's events during it.
+    """
+    import collector
+
+    count, per = (40, 4) if quick else (160, 5)
+
+    def window(enabled: bool) -> tuple[float, float]:
+        """Serve ``per`` requests; return (wall, application CPU) seconds per request."""
+        (collector.install if enabled else collector.uninstall)()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(per):
+            assert client.get("/catalogue/").status_code == 200
+        return (time.perf_counter() - wall) / per, (time.process_time() - cpu) / per
+
+    collector.install()
+    collector.flush(30)
+    writer0, served = _writer_process_cpu(), 0
+    cpu_ratios, wall_ratios, aa = [], [], []
+    for i in range(count):
+        first, before, during = window(False), window(False), window(True)
+        window(False)
+        served += per
+        wall_ratios.append(during[0] / before[0])
+        cpu_ratios.append(during[1] / before[1])
+        aa.append(before[1] / first[1])
+        if i % 20 == 19:
+            collector.install()
+            collector.flush(30)  # outside the windows: the writer process catches up
+    collector.install()
+    collector.flush(30)
+    ordered = sorted(aa)
+    return {
+        "cpu": statistics.median(cpu_ratios),
+        "wall": statistics.median(wall_ratios),
+        "aa": statistics.median(aa),
+        "aa_p10": ordered[len(ordered) // 10],
+        "aa_p90": ordered[len(ordered) * 9 // 10],
+        "writer_ms": (_writer_process_cpu() - writer0) / served * 1000,
+        "sandwiches": count,
+    }
+
+
 def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
-    """Measure with WRITER="process": the rows held to the budget."""
+    """Measure with WRITER="process" in time (the budget itself is judged in instructions, by
+    bench.request_cost: these figures move with the machine by more than 3%)."""
     import collector
 
     _use_writer("process")
-    off, on = _rounds(client, quick)
-    (wb, cb, _, _), (wo, co, _, po) = _medians(off), _medians(on)
+    bare = statistics.median(_one(client) for _ in range(20))
+    got = _sandwiches(client, quick)
+    paced = _paced(client, rate=0.5 / bare, seconds=4.0 if quick else 10.0, rounds=4 if quick else 8)
     collector.install()
-    paced = _paced(client, rate=0.5 / wb, seconds=4.0 if quick else 10.0, rounds=4 if quick else 8)
     p_ratio = paced["on_p50"] / paced["off_p50"]
     m_ratio = paced["on_mean"] / paced["off_mean"]
     tag = "WRITER='process'"
+    noise = f"A/A {(got['aa'] - 1) * 100:+.1f}%, p10-p90 {got['aa_p10']:.2f}-{got['aa_p90']:.2f}"
     return [
         {
             "benchmark": "request",
-            "case": f"list 500 + save 20, {tag}: application CPU per request, serving",
-            "figure": f"{(co / cb - 1) * 100:+.1f}% ({cb * 1000:.2f} -> {co * 1000:.2f} ms)",
-            "budget": "<= +3%",
-            "pass": co / cb <= 1.03,
-            "off_cpu_ms": round(cb * 1000, 3),
-            "on_cpu_ms": round(co * 1000, 3),
+            "case": f"list 500 + save 20, {tag}: application CPU per request, paired windows",
+            "figure": f"{(got['cpu'] - 1) * 100:+.1f}% (bare {bare * 1000:.2f} ms; {noise})",
+            "budget": "(reported)",
+            "pass": True,
+            **{k: round(v, 4) for k, v in got.items()},
         },
         {
             "benchmark": "request",
-            "case": f"the same, {tag}: back to back, wall time",
-            "figure": f"{(wo / wb - 1) * 100:+.1f}% ({wb * 1000:.2f} -> {wo * 1000:.2f} ms)",
-            "budget": "<= +3%",
-            "pass": wo / wb <= 1.03,
-            "off_ms": round(wb * 1000, 3),
-            "on_ms": round(wo * 1000, 3),
+            "case": f"the same, {tag}: wall time, paired windows",
+            "figure": f"{(got['wall'] - 1) * 100:+.1f}%",
+            "budget": "(reported)",
+            "pass": True,
         },
         {
             "benchmark": "request",
             "case": f"the same, {tag}: paced at {paced['rate']:.0f} req/s, p50 / mean",
             "figure": f"{(p_ratio - 1) * 100:+.1f}% / {(m_ratio - 1) * 100:+.1f}% "
             f"({paced['off_p50'] * 1000:.2f} -> {paced['on_p50'] * 1000:.2f} ms p50)",
-            "budget": "<= +3%",
-            "pass": p_ratio <= 1.03 and m_ratio <= 1.03,
+            "budget": "(reported)",
+            "pass": True,
             **{k: round(v * 1000, 3) if k != "rate" else round(v, 1) for k, v in paced.items()},
         },
         {
             "benchmark": "request",
             "case": f"the same, {tag}: the writer process's CPU per request (another core)",
-            "figure": f"{po * 1000:.2f} ms ({po / cb * 100:.0f}% of a bare request's CPU)",
+            "figure": f"{got['writer_ms']:.2f} ms ({got['writer_ms'] / bare / 10:.0f}% of a bare "
+            "request's wall time)",
             "budget": "(reported)",
             "pass": True,
-            "writer_process_cpu_ms": round(po * 1000, 3),
         },
     ]
+
+
+def _one(client: Any) -> float:
+    """Return the wall time of one bare request."""
+    import collector
+
+    collector.uninstall()
+    started = time.perf_counter()
+    assert client.get("/catalogue/").status_code == 200
+    return time.perf_counter() - started
 
 
 def _thread_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
