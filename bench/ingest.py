@@ -1,5 +1,8 @@
 """Ingest: receiver calls persisted per second by the collector's writer, against a bare floor.
 
+Measured with both writers (``SIGNAL_MONITOR["WRITER"]``): "process", the one recommended for
+production, is held to the budgets; "thread" (the default) is reported.
+
 One process, as in an application: the main thread sends the workload's signals (bench._data)
 through the real ``Signal.send()`` with the collector installed and only the DatabaseSink on;
 the collector's writer thread stores them. The sender runs flat out for the whole period but
@@ -35,6 +38,7 @@ BUDGET_FLOOR = 0.35
 STEADY_RATE = 5_000
 WRITER = "signal-monitor-writer"
 WRITERS = ("process", "thread")  # SIGNAL_MONITOR["WRITER"] values measured, budget rows first
+JUDGED = "process"  # the writer recommended for production (README) is held to the budgets
 
 
 def _settings(sqlite_path: str, pg_url: str | None) -> dict[str, Any]:
@@ -319,13 +323,19 @@ def _database(
         cpu = _cpu_share(steady)
     lost = got["calls_sent"] - got["calls_stored"]
     ratio = got["calls_per_s"] / floor["calls_per_s"]
+    judged = writer == JUDGED  # the other writer's rates are reported (nothing may be lost)
+
+    def budget(text: str) -> str:
+        """Return the budget text for this writer's rows."""
+        return text if judged else "(reported)"
+
     return [
         row(
             "ingest",
             f"{label}: receiver calls stored/s",
             f"{got['calls_per_s']:,}/s, lost {lost}",
-            f">= {BUDGET_RATE:,}/s, 0 lost",
-            got["calls_per_s"] >= BUDGET_RATE and lost == 0,
+            budget(f">= {BUDGET_RATE:,}/s") + ", 0 lost",
+            (got["calls_per_s"] >= BUDGET_RATE or not judged) and lost == 0,
             **got,
             lost=lost,
         ),
@@ -333,8 +343,8 @@ def _database(
             "ingest",
             f"{label}: vs bare executemany floor",
             f"{ratio:.2f}x ({floor['calls_per_s']:,}/s)",
-            f">= {BUDGET_FLOOR:.2f}x",
-            ratio >= BUDGET_FLOOR,
+            budget(f">= {BUDGET_FLOOR:.2f}x"),
+            ratio >= BUDGET_FLOOR or not judged,
             ratio=round(ratio, 3),
             floor=floor,
         ),
@@ -345,8 +355,8 @@ def _database(
                     f"{label}: vs bare COPY (the writer's own method there)",
                     f"{got['calls_per_s'] / copy_floor['calls_per_s']:.2f}x "
                     f"({copy_floor['calls_per_s']:,}/s)",
-                    f">= {BUDGET_FLOOR:.2f}x",
-                    got["calls_per_s"] / copy_floor["calls_per_s"] >= BUDGET_FLOOR,
+                    budget(f">= {BUDGET_FLOOR:.2f}x"),
+                    got["calls_per_s"] / copy_floor["calls_per_s"] >= BUDGET_FLOOR or not judged,
                     floor=copy_floor,
                 )
             ]

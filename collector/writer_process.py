@@ -12,6 +12,7 @@ handling decides what is flushed.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -67,6 +68,7 @@ def main(argv: list[str]) -> int:
     uplink = _Uplink(sock)
     live.set_uplink(uplink)
     send_lock = uplink.lock
+    gc.freeze()  # Django's start-up objects live for good: full collections need not walk them
     with send_lock:
         link.send_frame(sock, link.READY, os.getpid())
     try:
