@@ -78,7 +78,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def _use_writer(writer: str) -> None:
-    """Switch SIGNAL_MONITOR["WRITER"] (the writer thread rebuilds its pipeline on its next round)."""
+    """Switch SIGNAL_MONITOR["WRITER"] (the writer rebuilds its pipeline on its next round)."""
     from django.conf import settings
     from django.test.utils import override_settings
 
@@ -204,7 +204,8 @@ def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
     _use_writer("process")
     bare = statistics.median(_one(client) for _ in range(20))
     got = _sandwiches(client, quick)
-    paced = _paced(client, rate=0.5 / bare, seconds=4.0 if quick else 10.0, rounds=4 if quick else 8)
+    seconds, rounds = (4.0, 4) if quick else (10.0, 8)
+    paced = _paced(client, rate=0.5 / bare, seconds=seconds, rounds=rounds)
     collector.install()
     p_ratio = paced["on_p50"] / paced["off_p50"]
     m_ratio = paced["on_mean"] / paced["off_mean"]

@@ -17,6 +17,7 @@ again (``pipeline``), and the events the dead process held are counted as droppe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -44,7 +45,7 @@ SETTINGS, BATCH, FLUSH, STOP, READY, DONE, FLUSHED, LIVE = range(8)
 
 
 def send_frame(sock: socket.socket, kind: int, payload: Any) -> None:
-    """Write one frame: a header and the pickled payload (blocks while the peer's buffer is full)."""
+    """Write one frame: a header and the pickled payload (blocks while the peer is behind)."""
     data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     sock.sendall(HEADER.pack(len(data), kind) + data)
 
@@ -120,7 +121,7 @@ def unusable_reason(alias: str) -> str:
         connection = connections[alias]
     except Exception as exc:  # noqa: BLE001
         return f"database alias {alias!r}: {exc}"
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():  # type: ignore[attr-defined]
         return "the database is an in-memory SQLite database, which another process cannot open"
     return ""
 
@@ -236,10 +237,8 @@ class WriterLink:
             return
         sock = self.sock
         if sock is not None and self.alive:
-            try:
+            with contextlib.suppress(OSError):
                 send_frame(sock, STOP, self._meta())
-            except OSError:
-                pass
         self._closed = True
         if self.process is not None:
             try:
@@ -313,7 +312,5 @@ class WriterLink:
         """Stop the writer process for good."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5.0)
-            except subprocess.TimeoutExpired:
-                pass

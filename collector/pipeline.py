@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -98,18 +99,27 @@ class _Pipeline:
 
 
 _current: _Pipeline | None = None
+_build_lock = threading.Lock()
 SYNC_TIMEOUT = 5.0  # longest wait for the writer process to answer one flush round
 
 
 def current() -> _Pipeline:
-    """Return the pipeline for the current settings, rebuilding it when they change."""
+    """Return the pipeline for the current settings, rebuilding it when they change.
+
+    Rebuilding is locked: two threads seeing new settings at once must not both build one (two
+    writer processes, one of them orphaned and still storing).
+    """
     global _current
     config = get_config()
-    if _current is None or _current.config is not config:
-        if _current is not None:
-            _current.close()
-        _current = _Pipeline(config)
-    return _current
+    pipe = _current
+    if pipe is not None and pipe.config is config:
+        return pipe
+    with _build_lock:
+        if _current is None or _current.config is not config:
+            if _current is not None:
+                _current.close()
+            _current = _Pipeline(config)
+        return _current
 
 
 def tick(force: bool) -> None:

@@ -441,6 +441,7 @@ def _forget_parent_state() -> None:
     hook._lock = threading.Lock()  # install()/uninstall() mid-way in another thread
     naming._scan_lock = threading.Lock()  # the writer naming a signal at the moment of the fork
     pipeline._current = None
+    pipeline._build_lock = threading.Lock()
     try:
         from collector import health, retention
 

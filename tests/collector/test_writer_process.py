@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,9 +18,9 @@ from typing import Any
 
 import pytest
 from django.core.checks.registry import registry
-from django.test import override_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+IN_MEMORY = "channels.layers.InMemoryChannelLayer"
 
 PRELUDE = """
 import asyncio, json, os, signal, sys, threading, time
@@ -57,7 +58,9 @@ inner.connect(ok, weak=False)
 """
 
 
-def run_app(tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: str = "{}") -> dict[str, Any]:
+def run_app(
+    tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: str = "{}"
+) -> dict[str, Any]:
     """Run PRELUDE + body as an application process; return the JSON it printed last."""
     script = tmp_path / "app.py"
     database = db or str(tmp_path / "db.sqlite3")
@@ -75,7 +78,8 @@ def run_app(tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: 
 
 
 def rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Return the rows of a query on the script's database."""
+    """Return the rows of a query on the script's database (``EV``: the event table)."""
+    sql = re.sub(r"\bEV\b", "signals_collector_event", sql)
     with sqlite3.connect(tmp_path / "db.sqlite3") as connection:
         return connection.execute(sql).fetchall()
 
@@ -106,22 +110,24 @@ print(json.dumps({"pid": os.getpid(), "child": link.process.pid,
 """)
     pid = out["pid"]
     assert out["child"] != pid
-    signals = dict(rows(tmp_path, "SELECT signal, count(*) FROM signals_collector_event GROUP BY signal"))
+    signals = dict(rows(tmp_path, "SELECT signal, count(*) FROM EV GROUP BY signal"))
     assert signals["__main__.custom"] == 201
     assert signals["__main__.robust"] == 1
     assert signals["__main__.inner"] == 1
-    assert {p for (p,) in rows(tmp_path, "SELECT DISTINCT pid FROM signals_collector_event")} == {pid}
-    (kwargs,) = rows(tmp_path, "SELECT kwargs FROM signals_collector_event WHERE sender='s' LIMIT 1")[0]
+    assert {p for (p,) in rows(tmp_path, "SELECT DISTINCT pid FROM EV")} == {pid}
+    (kwargs,) = rows(tmp_path, "SELECT kwargs FROM EV WHERE sender='s' LIMIT 1")[0]
     assert "hunter2" not in kwargs and "password" in kwargs
-    failures = rows(tmp_path, "SELECT exc_type, exc_message, traceback FROM signals_collector_receivercall")
+    failures = rows(
+        tmp_path, "SELECT exc_type, exc_message, traceback FROM signals_collector_receivercall"
+    )
     assert [(f[0], f[1]) for f in failures] == [("builtins.ValueError", "boom 1")]
     assert "raise ValueError" in failures[0][2]
-    (outer_id,) = rows(tmp_path, "SELECT id FROM signals_collector_event WHERE signal='__main__.wrapper'")[0]
-    (parent,) = rows(tmp_path, "SELECT parent_id FROM signals_collector_event WHERE signal='__main__.inner'")[0]
+    (outer_id,) = rows(tmp_path, "SELECT id FROM EV WHERE signal='__main__.wrapper'")[0]
+    (parent,) = rows(tmp_path, "SELECT parent_id FROM EV WHERE signal='__main__.inner'")[0]
     assert parent == outer_id
-    (calls,) = rows(tmp_path, "SELECT calls_json FROM signals_collector_event WHERE sender='async-sender'")[0]
+    (calls,) = rows(tmp_path, "SELECT calls_json FROM EV WHERE sender='async-sender'")[0]
     assert "later" in calls and "ok" in calls
-    ids = rows(tmp_path, "SELECT count(*), count(DISTINCT id) FROM signals_collector_event")[0]
+    ids = rows(tmp_path, "SELECT count(*), count(DISTINCT id) FROM EV")[0]
     assert ids[0] == ids[1]
     health = rows(tmp_path, "SELECT pid, events_written FROM signals_collector_collectorhealth")
     assert [h[0] for h in health] == [pid]
@@ -147,7 +153,7 @@ assert collector.flush(30)
 assert pipeline._current.link is None
 print(json.dumps({"child": child, "snapshot": runtime.snapshot()}))
 """)
-    stored = dict(rows(tmp_path, "SELECT sender, count(*) FROM signals_collector_event GROUP BY sender"))
+    stored = dict(rows(tmp_path, "SELECT sender, count(*) FROM EV GROUP BY sender"))
     assert stored["before"] == 50
     assert stored["after"] == 50
     assert out["snapshot"]["writer_process_errors"] == 1
@@ -162,7 +168,8 @@ from collector.sinks import memory_events
 custom.send(sender="mem", n=1)
 assert collector.flush(30)
 print(json.dumps({"link": pipeline._current.link is not None,
-                  "events": [e["sender"] for e in memory_events() if e["signal"] == "__main__.custom"],
+                  "events": [e["sender"] for e in memory_events()
+                             if e["signal"] == "__main__.custom"],
                   "snapshot": runtime.snapshot()}))
 """, db=":memory:", sinks='["collector.sinks.MemorySink"]')
     assert out["link"] is False
@@ -192,7 +199,7 @@ assert arrived.wait(10), got
 message = next(m for m in got if any(e["sender"] == "live" for e in m["events"]))
 print(json.dumps({"signal": message["events"][-1]["signal"], "origin": message["origin"]}))
 """, sinks='["collector.sinks.DatabaseSink", "collector.sinks.LiveSink"]',
-        extra='{"CHANNEL_LAYERS": {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}}')
+        extra=repr({"CHANNEL_LAYERS": {"default": {"BACKEND": IN_MEMORY}}}))
     assert out["signal"] == "__main__.custom"
     assert out["origin"]
 
@@ -207,7 +214,7 @@ for i in range(500):
     custom.send(sender="last", n=i)
 print(json.dumps({"child": child}))
 """)
-    assert rows(tmp_path, "SELECT count(*) FROM signals_collector_event WHERE sender='last'")[0][0] == 500
+    assert rows(tmp_path, "SELECT count(*) FROM EV WHERE sender='last'")[0][0] == 500
     deadline = time.monotonic() + 5
     while not gone(out["child"]) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -231,12 +238,16 @@ def test_writer_checks(
     """E005: WRITER must be thread or process; W004: a process writer cannot do the job here."""
     from django.conf import settings
 
+    from collector import checks
     from collector.checks import check_writer
+    from collector.conf import DEFAULTS
 
-    config = {"SINKS": ["collector.sinks.DatabaseSink"], **monitor}
+    # The check reads the config through its module's get_config: patched, so the writer thread
+    # of this test process never sees WRITER="process" (it would start a writer process).
+    config = {**DEFAULTS, "SINKS": ["collector.sinks.DatabaseSink"], **monitor}
     if database is not None:
         monkeypatch.setitem(settings.DATABASES, "writer_check", database)
         config["DATABASE_ALIAS"] = "writer_check"
-    with override_settings(SIGNAL_MONITOR=config):
-        assert [m.id for m in check_writer()] == expected
+    monkeypatch.setattr(checks, "get_config", lambda: config)
+    assert [m.id for m in check_writer()] == expected
     assert check_writer in registry.get_checks()
