@@ -167,7 +167,7 @@ def check_sqlite_wal(
 
 @register()
 def check_writer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E005/W004: WRITER is "thread" or "process", and a writer process can do the work."""
+    """E005/W004: WRITER is "thread" or "process", and a writer process can open the database."""
     config = get_config()
     writer = config["WRITER"]
     if writer not in ("thread", "process"):
@@ -186,9 +186,6 @@ def check_writer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     ) in ("", ":memory:"):
         problems.append("its database is an in-memory SQLite database, which another process "
                         "cannot open (the writer thread is used instead)")  # fmt: skip
-    if "collector.sinks.MemorySink" in config["SINKS"]:
-        problems.append("MemorySink keeps its events in the writer process, where this "
-                        "process's memory_events() cannot read them")  # fmt: skip
     return [Warning(
         f"SIGNAL_MONITOR['WRITER'] is 'process', but {problem}.",
         hint="Use WRITER='thread' here (as in tests), or a database file or server.",

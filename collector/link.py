@@ -145,6 +145,7 @@ class WriterLink:
             self.failed = f"writer process did not start: {exc!r}"
             self._kill()
         if self.failed:
+            self._kill()  # one that did not answer in time must not linger
             runtime.count("writer_process_errors", error=self.failed)
             logger.warning("signal monitor: %s; writing from this process instead", self.failed)
 
@@ -247,6 +248,15 @@ class WriterLink:
                 self._kill()
         if sock is not None:
             sock.close()
+
+    def forget(self) -> None:
+        """In a forked child: close this process's copy of the parent's socket, nothing else
+        (the parent's writer process must see its end close when the parent exits)."""
+        self._closed = True
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.process = None
 
     def _meta(self) -> dict[str, Any]:
         """Return what the writer process needs besides records: this process's health figures

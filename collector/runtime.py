@@ -440,6 +440,9 @@ def _forget_parent_state() -> None:
 
     hook._lock = threading.Lock()  # install()/uninstall() mid-way in another thread
     naming._scan_lock = threading.Lock()  # the writer naming a signal at the moment of the fork
+    inherited = pipeline._current
+    if inherited is not None and inherited.link is not None:
+        inherited.link.forget()
     pipeline._current = None
     pipeline._build_lock = threading.Lock()
     try:

@@ -227,8 +227,7 @@ print(json.dumps({"child": child}))
         ({"WRITER": "processes"}, None, ["signals_collector.E005"]),
         ({"WRITER": "process"}, {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
          ["signals_collector.W004"]),
-        ({"WRITER": "process", "SINKS": ["collector.sinks.MemorySink"]}, None,
-         ["signals_collector.W004"]),
+        ({"WRITER": "process", "SINKS": ["collector.sinks.MemorySink"]}, None, []),
         ({"WRITER": "thread"}, None, []),
     ],
 )  # fmt: skip
@@ -251,3 +250,35 @@ def test_writer_checks(
     monkeypatch.setattr(checks, "get_config", lambda: config)
     assert [m.id for m in check_writer()] == expected
     assert check_writer in registry.get_checks()
+
+
+def test_a_forked_child_gets_its_own_writer_process(tmp_path: Path) -> None:
+    """A forking server's worker (fork after the parent started its writer process) stores its
+    events through a writer process of its own, as itself; the parent's keeps working."""
+    out = run_app(tmp_path, """
+import warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running, as servers do
+custom.send(sender="parent-before", n=0)
+assert collector.flush(30)
+parent_writer = pipeline._current.link.process.pid
+pid = os.fork()
+if pid == 0:
+    custom.send(sender="child", n=1)
+    ok = collector.flush(30)
+    link = pipeline._current.link
+    mine = link.process.pid if link is not None and link.alive else None
+    with open("child.json", "w") as f:
+        json.dump({"ok": ok, "writer": mine, "pid": os.getpid()}, f)
+    sys.exit(0)
+os.waitpid(pid, 0)
+custom.send(sender="parent-after", n=2)
+assert collector.flush(30)
+assert pipeline._current.link.process.pid == parent_writer
+child = json.load(open("child.json"))
+print(json.dumps({"parent": os.getpid(), "parent_writer": parent_writer, **child}))
+""")
+    assert out["ok"] is True
+    assert out["writer"] not in (None, out["parent_writer"])
+    stored = dict(rows(tmp_path, "SELECT sender, pid FROM EV WHERE signal = '__main__.custom'"))
+    parent = out["parent"]
+    assert stored == {"parent-before": parent, "parent-after": parent, "child": out["pid"]}
