@@ -93,15 +93,19 @@ def portable(record: Any) -> Any:
     return record
 
 
+# Settings the writer process cannot do without: if one does not pickle, the thread writes.
+ESSENTIAL = ("DATABASES", "INSTALLED_APPS", "SIGNAL_MONITOR", "CHANNEL_LAYERS", "USE_TZ")
+
+
 def picklable_settings() -> tuple[dict[str, Any], list[str]]:
-    """Return this process's settings that pickle (with overrides and the test database names),
-    and the names of those that do not (the writer process gets Django's defaults for them)."""
+    """Return this process's explicitly set settings that pickle (with overrides and the test
+    database names), and the names of those that do not (Django's defaults stand in for them)."""
     from django.conf import settings
 
     values: dict[str, Any] = {}
     skipped: list[str] = []
     for name in dir(settings):
-        if not name.isupper():
+        if not name.isupper() or not settings.is_overridden(name):  # type: ignore[misc]
             continue
         value = getattr(settings, name)
         try:
@@ -139,6 +143,7 @@ class WriterLink:
         self._asked = self._flushed = 0
         self._shipped = self._done = 0
         self._closed = False
+        self.synced = True  # the last flush round trip was answered (runtime.flush's result)
         try:
             self._start()
         except Exception as exc:  # noqa: BLE001 - the in-process writer takes over
@@ -160,6 +165,13 @@ class WriterLink:
         if self.failed:
             return
         values, skipped = picklable_settings()
+        missing = [name for name in skipped if name in ESSENTIAL]
+        if missing:
+            self.failed = f"settings {', '.join(missing)} cannot be sent to a writer process"
+            return
+        if skipped:
+            logger.info("signal monitor: the writer process uses Django's defaults for %s",
+                        ", ".join(skipped))  # fmt: skip
         ours, theirs = socket.socketpair()
         env = {
             **os.environ,
@@ -181,11 +193,11 @@ class WriterLink:
             "token": hook._TOKEN,
             "started_at": runtime.started_at,
         }
-        send_frame(ours, SETTINGS, hello)
         ours.settimeout(START_TIMEOUT)
         try:
+            send_frame(ours, SETTINGS, hello)
             frame = recv_frame(ours)
-        except TimeoutError:
+        except OSError:  # TimeoutError included: a child that never reads or answers
             frame = None
         ours.settimeout(None)
         if frame is None or frame[0] != READY:
@@ -200,11 +212,14 @@ class WriterLink:
         sock = self.sock
         if sock is None or not self.alive:
             return False
-        batch = [portable(record) for record in records]
         try:
+            batch = [portable(record) for record in records]
             send_frame(sock, BATCH, (batch, unheard, self._meta()))
         except OSError as exc:
             self._lost(f"writer process unreachable: {exc!r}")
+            return False
+        except Exception as exc:  # noqa: BLE001 - a record that will not pickle: the thread
+            self._lost(f"batch could not be shipped: {exc!r}")  # builds it (and counts it)
             return False
         with self._cond:
             self._shipped += len(batch)
@@ -218,6 +233,7 @@ class WriterLink:
         with self._cond:
             self._asked += 1
             token = self._asked
+            self.synced = False
         try:
             send_frame(sock, FLUSH, (token, self._meta()))
         except OSError as exc:
@@ -228,9 +244,10 @@ class WriterLink:
             while self._flushed < token and self.alive:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return False
+                    break
                 self._cond.wait(left)
-            return self._flushed >= token
+            self.synced = self._flushed >= token
+            return self.synced
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the writer process to finish (store, retry, report) and wait for it to exit."""
@@ -245,6 +262,14 @@ class WriterLink:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                # It could not store what it holds in time (a database away at exit): what it
+                # took since its last answer is counted; a backlog it held is not known here.
+                with self._cond:
+                    held = self._shipped - self._done
+                if held > 0:
+                    runtime.count_drop("exit_unwritten", held)
+                logger.warning("signal monitor: the writer process did not finish within %.1f s;"
+                               " stopping it", timeout)  # fmt: skip
                 self._kill()
         if sock is not None:
             sock.close()
@@ -272,11 +297,12 @@ class WriterLink:
 
         sock = self.sock
         assert sock is not None
+        why = ""
         while True:
             try:
                 frame = recv_frame(sock)
-            except OSError:
-                frame = None
+            except Exception as exc:  # noqa: BLE001 - OSError, or a frame that will not load
+                why, frame = f": {exc!r}", None
             if frame is None:
                 break
             kind, payload = frame
@@ -293,7 +319,7 @@ class WriterLink:
                     self._flushed = max(self._flushed, payload)
                 self._cond.notify_all()
         if not self._closed:
-            self._lost(f"writer process exited (code {self._exit_code()})")
+            self._lost(f"writer process exited (code {self._exit_code()}){why}")
 
     def _lost(self, why: str) -> None:
         """The writer process died: count what it held as dropped; the writer thread takes over."""

@@ -148,6 +148,12 @@ def _take_unheard() -> dict[str, int]:
     return taken
 
 
+def synced() -> bool:
+    """Return False when the writer process did not answer the last flush round in time."""
+    pipe = _current
+    return pipe is None or pipe.link is None or pipe.link.synced
+
+
 def finish(timeout: float) -> None:
     """At exit: let the writer process store, retry and report, and wait for it to exit."""
     if _current is not None and _current.link is not None:

@@ -318,7 +318,10 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 def _flush(timeout: float) -> bool:
-    """Wake the writer until the queue is empty and a whole round has run since."""
+    """Wake the writer until the queue is empty and a whole round has run since (with a writer
+    process: and it answered that round's flush)."""
+    from collector import pipeline
+
     deadline = time.monotonic() + timeout
     if _queue and not _alive:
         _start()
@@ -331,9 +334,9 @@ def _flush(timeout: float) -> bool:
             _wake.set()
             with _idle:
                 _idle.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-            if not _queue and not _busy:
+            if not _queue and not _busy and pipeline.synced():
                 return True
-    return not _queue
+    return not _queue and pipeline.synced()
 
 
 def shutdown() -> None:

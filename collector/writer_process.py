@@ -83,9 +83,10 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
     """Process frames until STOP or the end of the stream; tick the sinks between them."""
     from collector import link, pipeline, runtime
 
+    poller = select.poll()  # not select(): the inherited descriptor may be numbered >= 1024
+    poller.register(sock, select.POLLIN)
     while True:
-        ready, _, _ = select.select([sock], [], [], pipeline.flush_interval())
-        if ready:
+        if poller.poll(pipeline.flush_interval() * 1000):
             frame = link.recv_frame(sock)
             if frame is None:
                 return
