@@ -121,6 +121,10 @@ def unusable_reason(alias: str) -> str:
     """Return why a writer process could not store this process's events ("" when it can)."""
     from django.db import connections
 
+    name = os.path.basename(sys.executable or "")
+    if not name.startswith(("python", "pypy")):  # uWSGI sets it to its own binary
+        return f"sys.executable ({sys.executable!r}) is not a Python interpreter"
+
     try:
         connection = connections[alias]
     except Exception as exc:  # noqa: BLE001

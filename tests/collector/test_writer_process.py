@@ -59,14 +59,14 @@ inner.connect(ok, weak=False)
 
 
 def run_app(
-    tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: str = "{}"
+    tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: str = "{}", head: str = ""
 ) -> dict[str, Any]:
-    """Run PRELUDE + body as an application process; return the JSON it printed last."""
+    """Run head + PRELUDE + body as an application process; return the JSON it printed last."""
     script = tmp_path / "app.py"
     database = db or str(tmp_path / "db.sqlite3")
     sinks = sinks or '["collector.sinks.DatabaseSink"]'
     script.write_text(
-        f"DB = {database!r}\nSINKS = {sinks}\nEXTRA = {extra}\n" + PRELUDE + body
+        f"{head}\nDB = {database!r}\nSINKS = {sinks}\nEXTRA = {extra}\n" + PRELUDE + body
     )
     env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     result = subprocess.run(
@@ -176,6 +176,18 @@ print(json.dumps({"link": pipeline._current.link is not None,
     assert out["events"] == ["mem"]
     assert out["snapshot"]["writer_process_errors"] == 1
     assert "in-memory SQLite" in out["snapshot"]["last_error"]
+
+
+def test_an_embedding_server_binary_is_never_started(tmp_path: Path) -> None:
+    """Under uWSGI sys.executable is uwsgi itself: nothing is spawned, the thread writes."""
+    out = run_app(tmp_path, """
+custom.send(sender="embedded", n=1)
+assert collector.flush(30)
+print(json.dumps({"link": pipeline._current.link is not None, "snapshot": runtime.snapshot()}))
+""", head="import sys\nsys.executable = '/usr/local/bin/uwsgi'")
+    assert out["link"] is False
+    assert out["snapshot"]["writer_process_errors"] == 1
+    assert rows(tmp_path, "SELECT count(*) FROM EV WHERE sender='embedded'")[0][0] == 1
 
 
 def test_live_batches_come_back_to_the_applications_hub(tmp_path: Path) -> None:
