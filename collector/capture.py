@@ -18,6 +18,7 @@ MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
 _SCALARS = (bool, int, float)
+_PK_TYPES = (*_SCALARS, str)  # primary keys kept as they are
 _MISSING = object()
 # Per model (its Options): label, the primary key's attribute name, the username field or None.
 _model_keys: dict[Any, tuple[str, str | None, str | None]] = {}
@@ -213,7 +214,6 @@ def _instance(value: Any, meta: Any, light: bool) -> dict[str, Any]:
             username if isinstance(username, str) else None,
         )
     label, pk_name, username_field = keys
-    out: dict[str, Any] = Snapshot(model=label)
     loaded = getattr(value, "__dict__", None) or {}
     pk = loaded.get(pk_name, _MISSING) if pk_name is not None else None
     if pk is _MISSING:  # a composite primary key: a tuple of loaded fields
@@ -221,7 +221,9 @@ def _instance(value: Any, meta: Any, light: bool) -> dict[str, Any]:
             pk = value.pk
         except Exception:  # noqa: BLE001
             pk = None
-    out["pk"] = pk if pk is None or isinstance(pk, (*_SCALARS, str)) else safe_str(pk, 100)
+    if not (pk is None or type(pk) is int or isinstance(pk, _PK_TYPES)):
+        pk = safe_str(pk, 100)
+    out: dict[str, Any] = Snapshot(model=label, pk=pk)
     if light:
         return out
     if username_field is not None and loaded.get(username_field) is not None:

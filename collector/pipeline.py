@@ -7,6 +7,7 @@ start or dies, the thread does them here again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -139,7 +140,7 @@ def flush_interval() -> float:
 def _take_unheard() -> dict[str, int]:
     """Move the hook's unheard-send counters into a {signal name: count} dict."""
     taken: dict[str, int] = {}
-    for key, slot in list(hook.unheard.items()):
+    for slot in list(hook.unheard.values()):
         n = slot[1]
         if n:
             slot[1] -= n
@@ -182,6 +183,18 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
 
 def process_records(records: list[Any], unheard: dict[str, int], pid: int) -> None:
     """Build, process and deliver one batch of records sent by process ``pid``."""
+    deliver(build_events(records, pid), unheard)
+
+
+def deliver(batch: list[events.EventDict], unheard: dict[str, int]) -> None:
+    """Hand built events to the current pipeline's sinks (or let a held backlog be retried)."""
+    pipe = current()
+    if batch or unheard or pipe.holding():
+        pipe.deliver(batch, unheard)
+
+
+def build_events(records: list[Any], pid: int) -> list[events.EventDict]:
+    """Build and process the event dicts of records sent by process ``pid``."""
     pipe = current()
     batch = []
     now_wall, now = time.time(), time.perf_counter()
@@ -194,15 +207,12 @@ def process_records(records: list[Any], unheard: dict[str, int], pid: int) -> No
             continue
         if event is not None:
             batch.append(event)
-    if batch or unheard or pipe.holding():
-        pipe.deliver(batch, unheard)
+    return batch
 
 
 def close_connections() -> None:
     """Close the writer thread's database connections."""
     from django.db import connections
 
-    try:
+    with contextlib.suppress(Exception):
         connections.close_all()
-    except Exception:  # noqa: BLE001
-        pass

@@ -313,6 +313,56 @@ def test_caching_and_has_listeners_unchanged() -> None:
     assert bare[2] == {"A": 1, "B": "NO_RECEIVERS"}
 
 
+def test_cached_entries_of_every_kind_answer_like_django(recorded: Any) -> None:
+    """A caching signal's cached entries (resolved by the hook's send itself on Django 6.x):
+    weak and strong functions, bound methods (WeakMethod), a sender that died, an async
+    receiver; the responses, their receivers and the order are Django's, and sends are stored."""
+
+    def scenario() -> list[Any]:
+        signal = Signal(use_caching=True)
+
+        class Model:
+            pass
+
+        class Handler:
+            def on(self, sender: Any, **kw: Any) -> str:
+                return "method"
+
+        def weak(sender: Any, **kw: Any) -> str:
+            return "weak"
+
+        async def later(sender: Any, **kw: Any) -> str:
+            return "async"
+
+        handler, gone = Handler(), type("Gone", (), {})
+        signal.connect(weak, sender=Model)
+        signal.connect(handler.on, sender=Model)
+        signal.connect(lambda sender, **kw: "strong", weak=False, sender=Model)
+        signal.connect(weak, sender=gone, dispatch_uid="gone")
+        out = []
+        for _ in range(3):  # the second and third sends use the cache
+            out.append([(getattr(r, "__name__", "?"), v) for r, v in signal.send(sender=Model)])
+        out.append([v for _, v in signal.send(sender=gone)])
+        del gone
+        gc.collect()
+        out.append([v for _, v in signal.send(sender=Model)])
+        signal.connect(later, sender=Model)
+        out.append([v for _, v in signal.send(sender=Model)])
+        out.append([v for _, v in signal.send(sender=Model)])
+        del handler
+        gc.collect()
+        out.append([v for _, v in signal.send(sender=Model)])
+        return out
+
+    bare, hooked = both(scenario)
+    assert hooked == bare
+    assert bare[1] == [("weak", "weak"), ("on", "method"), ("<lambda>", "strong")]
+    assert bare[-2] == ["weak", "method", "strong", "async"]
+    assert bare[-1] == ["weak", "strong", "async"]
+    stored = [len(e["calls"]) for e in recorded()]
+    assert stored[:3] == [3, 3, 3] and stored[-1] == 3
+
+
 def test_uninstall_restores_djangos_functions() -> None:
     from django.dispatch import dispatcher
 
