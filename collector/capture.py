@@ -20,8 +20,6 @@ MAX_TRACEBACK = 20_000
 _SCALARS = (bool, int, float)
 _PK_TYPES = (*_SCALARS, str)  # primary keys kept as they are
 _MISSING = object()
-# Per model (its Options): label, the primary key's attribute name, the username field or None.
-_model_keys: dict[Any, tuple[str, str | None, str | None]] = {}
 
 
 class Snapshot(dict):  # type: ignore[type-arg]
@@ -95,7 +93,8 @@ def capture_kwargs(signal: Any, named: dict[str, Any]) -> dict[str, Any]:
             if kind is str and len(value) <= MAX_REPR and value.isascii():
                 pass
             elif not (kind is bool or kind is int or value is None):
-                value = _value(value, 0, light)
+                handler = _handlers_get(kind)  # _value, one call less for the known types
+                value = _value(value, 0, light) if handler is None else handler(value, 0, light)
             plain = type(key) is str and len(key) <= 100 and key.isascii()
             out[key if plain else _key(key)] = value
         except BaseException:  # noqa: BLE001 - one hostile argument must not lose the event
@@ -131,11 +130,6 @@ def _float(value: Any, depth: int, light: bool) -> Any:
 def _text(value: Any, depth: int, light: bool) -> str:
     """Cap a string."""
     return cap(value, MAX_REPR)
-
-
-def _model(value: Any, depth: int, light: bool) -> Any:
-    """Snapshot a model instance."""
-    return _instance(value, type(value)._meta, light)
 
 
 def _mapping_value(value: Any, depth: int, light: bool) -> Any:
@@ -181,7 +175,7 @@ def _handler_for(kind: type) -> Any:
     if issubclass(kind, str):
         return _text
     if issubclass(kind, Model):
-        return _model
+        return _model_handler(kind)
     if issubclass(kind, dict):
         return _mapping_value
     if issubclass(kind, (list, tuple, set, frozenset)):
@@ -196,39 +190,40 @@ def _handler_for(kind: type) -> Any:
 
 
 _handlers: dict[type, Any] = {}
+_handlers_get = _handlers.get
 _MAX_HANDLERS = 512
 
 
-def _instance(value: Any, meta: Any, light: bool) -> dict[str, Any]:
-    """Snapshot a model instance from its loaded fields: label, pk and (unless light) username.
+def _model_handler(kind: type) -> Any:
+    """Return the snapshot function of one model's instances, its keys looked up once: label,
+    pk and (unless light) username, from the instance's loaded fields.
 
     Nothing is called that could run a query (``__str__`` may follow a relation and a deferred
     field loads on access), so capturing never adds a query to the host's request.
     """
-    keys = _model_keys.get(meta)
-    if keys is None:
-        username = getattr(meta.model, "USERNAME_FIELD", None)
-        keys = _model_keys[meta] = (
-            meta.label,
-            meta.pk.attname if meta.pk is not None else None,
-            username if isinstance(username, str) else None,
-        )
-    label, pk_name, username_field = keys
-    loaded = getattr(value, "__dict__", None) or {}
-    pk = loaded.get(pk_name, _MISSING) if pk_name is not None else None
-    if pk is _MISSING:  # a composite primary key: a tuple of loaded fields
-        try:
-            pk = value.pk
-        except Exception:  # noqa: BLE001
-            pk = None
-    if not (pk is None or type(pk) is int or isinstance(pk, _PK_TYPES)):
-        pk = safe_str(pk, 100)
-    out: dict[str, Any] = Snapshot(model=label, pk=pk)
-    if light:
-        return out
-    if username_field is not None and loaded.get(username_field) is not None:
+    meta: Any = kind._meta  # type: ignore[attr-defined]
+    label: str = meta.label
+    pk_name: str | None = meta.pk.attname if meta.pk is not None else None
+    username = getattr(kind, "USERNAME_FIELD", None)
+    username_field = username if isinstance(username, str) else None
+
+    def snapshot(value: Any, depth: int, light: bool) -> dict[str, Any]:
+        loaded = getattr(value, "__dict__", None) or {}
+        pk = loaded.get(pk_name, _MISSING) if pk_name is not None else None
+        if pk is _MISSING:  # a composite primary key: a tuple of loaded fields
+            try:
+                pk = value.pk
+            except Exception:  # noqa: BLE001
+                pk = None
+        if not (pk is None or type(pk) is int or isinstance(pk, _PK_TYPES)):
+            pk = safe_str(pk, 100)
+        out: dict[str, Any] = Snapshot(model=label, pk=pk)
+        if light or username_field is None or loaded.get(username_field) is None:
+            return out
         out["username"] = safe_str(loaded[username_field], 150)
-    return out
+        return out
+
+    return snapshot
 
 
 def _call(func: Any) -> Any:
@@ -260,7 +255,10 @@ def _sequence(value: Any, depth: int) -> Any:
     if depth >= MAX_DEPTH:
         return safe_repr(value)
     if type(value) is frozenset and len(value) == 1:  # update_fields of a save(): the common case
-        return [_value(next(iter(value)), depth + 1)]
+        (item,) = value
+        if type(item) is str and len(item) <= MAX_REPR and item.isascii():
+            return [item]
+        return [_value(item, depth + 1)]
     items = list(value)
     if len(items) > 1 and isinstance(value, (set, frozenset)):
         try:

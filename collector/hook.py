@@ -362,12 +362,13 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     cached = self.sender_receivers_cache.get(sender)
     if cached is NO_RECEIVERS:
         return []
-    if (cached is not None and _CACHE_ENTRIES_HAVE_SENDER_REFS and not self._dead_receivers
+    if (cached is not None and _CACHE_ENTRIES_HAVE_SENDER_REFS
+            and not self._dead_receivers  # type: ignore[attr-defined]
             and type(self)._live_receivers is _DJANGO_LIVE):
         # A model signal's cached entry resolved here, as receivers.live_receivers would: a send
         # to a model signal is Django's cheapest path, where a call more shows. Anything else
         # (an async receiver, a dead reference) is left to live_receivers.
-        sync_receivers = []
+        sync_receivers: list[Any] = []
         async_receivers: Any = ()  # none: nothing to allocate
         for receiver, sender_ref, is_async in cached:
             if type(receiver) is _Ref or isinstance(receiver, _Ref):  # WeakMethod too
