@@ -183,18 +183,6 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
 
 def process_records(records: list[Any], unheard: dict[str, int], pid: int) -> None:
     """Build, process and deliver one batch of records sent by process ``pid``."""
-    deliver(build_events(records, pid), unheard)
-
-
-def deliver(batch: list[events.EventDict], unheard: dict[str, int]) -> None:
-    """Hand built events to the current pipeline's sinks (or let a held backlog be retried)."""
-    pipe = current()
-    if batch or unheard or pipe.holding():
-        pipe.deliver(batch, unheard)
-
-
-def build_events(records: list[Any], pid: int) -> list[events.EventDict]:
-    """Build and process the event dicts of records sent by process ``pid``."""
     pipe = current()
     batch = []
     now_wall, now = time.time(), time.perf_counter()
@@ -207,7 +195,8 @@ def build_events(records: list[Any], pid: int) -> list[events.EventDict]:
             continue
         if event is not None:
             batch.append(event)
-    return batch
+    if batch or unheard or pipe.holding():
+        pipe.deliver(batch, unheard)
 
 
 def close_connections() -> None:
