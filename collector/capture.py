@@ -194,9 +194,9 @@ _handlers_get = _handlers.get
 _MAX_HANDLERS = 512
 
 
-def _model_handler(kind: type) -> Any:
-    """Return the snapshot function of one model's instances, its keys looked up once: label,
-    pk and (unless light) username, from the instance's loaded fields.
+def _model_parts(kind: type) -> Any:
+    """Return the function giving one model's instances as ``(label, pk)`` or ``(label, pk,
+    username)``, its keys looked up once: from the instance's loaded fields only.
 
     Nothing is called that could run a query (``__str__`` may follow a relation and a deferred
     field loads on access), so capturing never adds a query to the host's request.
@@ -207,23 +207,156 @@ def _model_handler(kind: type) -> Any:
     username = getattr(kind, "USERNAME_FIELD", None)
     username_field = username if isinstance(username, str) else None
 
-    def snapshot(value: Any, depth: int, light: bool) -> dict[str, Any]:
+    def parts(value: Any, light: bool) -> tuple[Any, ...]:
         loaded = getattr(value, "__dict__", None) or {}
         pk = loaded.get(pk_name, _MISSING) if pk_name is not None else None
-        if pk is _MISSING:  # a composite primary key: a tuple of loaded fields
-            try:
-                pk = value.pk
-            except Exception:  # noqa: BLE001
-                pk = None
-        if not (pk is None or type(pk) is int or isinstance(pk, _PK_TYPES)):
-            pk = safe_str(pk, 100)
-        out: dict[str, Any] = Snapshot(model=label, pk=pk)
+        if not (pk is None or type(pk) is int):
+            pk = _pk_value(value, pk)
         if light or username_field is None or loaded.get(username_field) is None:
-            return out
-        out["username"] = safe_str(loaded[username_field], 150)
-        return out
+            return (label, pk)
+        return (label, pk, safe_str(loaded[username_field], 150))
+
+    return parts
+
+
+def _model_handler(kind: type) -> Any:
+    """Return the snapshot function of one model's instances: label, pk and (unless light)
+    username, as a Snapshot."""
+    parts = _model_parts(kind)
+
+    def snapshot(value: Any, depth: int, light: bool) -> dict[str, Any]:
+        return _model_snapshot(parts(value, light))
 
     return snapshot
+
+
+def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
+    """Return the Snapshot of an instance from its ``_model_parts``."""
+    out = Snapshot(model=parts[0], pk=parts[1])
+    if len(parts) > 2:
+        out["username"] = parts[2]
+    return out
+
+
+# Compact capture (the hot path's): a send's kwargs as ``(keys, values)``, by code generated once
+# per signal and shape (argument names and value types; a signal keeps up to _MAX_SHAPES, newest
+# first). Values are kept as they are when immutable and plain (bool, int, float, None, a str up
+# to MAX_REPR); a model instance becomes the tuple of its _model_parts (tuples mean nothing else
+# there: the other handlers give lists); anything else its handler's snapshot. ``expand`` (on the
+# writer) makes of it the dict capture_kwargs would have made.
+_plans: dict[int, Any] = {}  # id(signal) -> its newest plan (a miss asks the one before)
+_plans_get = _plans.get
+_MAX_PLANS = 256
+_MAX_SHAPES = 4
+_AS_IS = (bool, int, float, type(None))
+
+
+def capture_compact(signal: Any, named: dict[str, Any]) -> Any:
+    """Return a send's keyword arguments captured for the queue: compact, or capture_kwargs'."""
+    plan = _plans_get(id(signal))
+    try:
+        if plan is not None and (found := plan(named)) is not None:
+            return found
+        return _plan_anew(signal, named)
+    except Exception:  # noqa: BLE001 - a hostile value: capture_kwargs isolates it
+        return capture_kwargs(signal, named)
+
+
+def _none(named: dict[str, Any]) -> None:
+    """The end of a signal's plans: no shape matched."""
+
+
+def _plan_anew(signal: Any, named: dict[str, Any]) -> Any:
+    """Make (and remember) the plan of this send's shape; return its capture."""
+    keys = tuple(named)
+    if not 0 < len(keys) <= MAX_ITEMS or not all(
+        type(k) is str and len(k) <= 100 and k.isascii() for k in keys
+    ):
+        return capture_kwargs(signal, named)
+    before = _plans_get(id(signal))
+    depth = 1 if before is None else before.depth + 1
+    plan = _make_plan(keys, [type(v) for v in named.values()], id(signal) in _LIGHT,
+                      before if before is not None and depth <= _MAX_SHAPES else _none)
+    plan.depth = depth if depth <= _MAX_SHAPES else 1
+    if len(_plans) >= _MAX_PLANS:
+        _plans.clear()
+    _plans[id(signal)] = plan
+    found = plan(named)
+    return found if found is not None else capture_kwargs(signal, named)
+
+
+def _make_plan(keys: tuple[str, ...], kinds: list[type], light: bool, after: Any) -> Any:
+    """Generate the capture function of one shape: None when a send does not have it."""
+    from django.db.models import Model
+
+    names: dict[str, Any] = {"_keys": keys, "_next": after, "_cap": cap, "_M": _MISSING,
+                             "_pk": _pk_value, "_ss": safe_str}  # fmt: skip
+    lines = [f"    if len(n) != {len(keys)}:", "        return _next(n)", "    try:"]
+    lines += [f"        v{i} = n[{k!r}]" for i, k in enumerate(keys)]
+    lines += ["    except KeyError:", "        return _next(n)"]
+    checks = " or ".join(f"type(v{i}) is not _t{i}" for i in range(len(keys)))
+    lines += [f"    if {checks}:", "        return _next(n)"]
+    out = []
+    for i, kind in enumerate(kinds):
+        names[f"_t{i}"] = kind
+        if kind in _AS_IS:
+            out.append(f"v{i}")
+        elif kind is str:
+            out.append(f"(v{i} if len(v{i}) <= {MAX_REPR} else _cap(v{i}, {MAX_REPR}))")
+        elif issubclass(kind, Model):
+            meta: Any = kind._meta  # type: ignore[attr-defined]
+            names[f"_l{i}"] = meta.label
+            pk_name = meta.pk.attname if meta.pk is not None else None
+            lines.append(f"    d{i} = v{i}.__dict__")
+            lines.append(f"    p{i} = d{i}.get({pk_name!r}, _M)" if pk_name else f"    p{i} = None")
+            lines.append(f"    if not (p{i} is None or type(p{i}) is int):")
+            lines.append(f"        p{i} = _pk(v{i}, p{i})")
+            username = getattr(kind, "USERNAME_FIELD", None)
+            if isinstance(username, str) and not light:
+                lines.append(f"    u{i} = d{i}.get({username!r})")
+                out.append(f"((_l{i}, p{i}) if u{i} is None else (_l{i}, p{i}, _ss(u{i}, 150)))")
+            else:
+                out.append(f"(_l{i}, p{i})")
+        else:
+            names[f"_h{i}"] = _handler_for(kind)
+            out.append(f"_h{i}(v{i}, 0, {light})")
+    lines.append(f"    return (_keys, ({', '.join(out)},))")
+    exec("def plan(n):\n" + "\n".join(lines) + "\n", names)  # noqa: S102 - fixed fragments
+    return names["plan"]
+
+
+def _pk_value(value: Any, pk: Any) -> Any:
+    """Return a primary key as captured: a composite one read whole, an unusual type as text."""
+    if pk is _MISSING:  # a composite primary key: a tuple of loaded fields
+        try:
+            pk = value.pk
+        except Exception:  # noqa: BLE001
+            pk = None
+    if not (pk is None or type(pk) is int or isinstance(pk, _PK_TYPES)):
+        pk = safe_str(pk, 100)
+    return pk
+
+
+def reset_plans() -> None:
+    """Forget the capture functions (the limits they were made with changed)."""
+    _plans.clear()
+
+
+def expand(compact: Any) -> dict[str, Any]:
+    """Return the kwargs dict of a ``capture_compact`` result (a dict is returned as it is)."""
+    if type(compact) is not tuple:
+        return compact  # type: ignore[no-any-return]
+    out: dict[str, Any] = {}
+    for key, value in zip(*compact, strict=True):
+        kind = type(value)
+        if kind is tuple:
+            value = _model_snapshot(value)
+        elif kind is float:
+            value = _float(value, 0, False)
+        elif kind is str and not value.isascii():  # lone surrogates out (cap's last step)
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        out[key] = value
+    return out
 
 
 def _call(func: Any) -> Any:

@@ -6,6 +6,7 @@ import socket
 from typing import Any
 
 from collector import hook, naming
+from collector.capture import expand
 
 HOST = socket.gethostname()[:100]
 
@@ -39,7 +40,7 @@ def build(record: Any, now_wall: float, now: float, pid: int) -> EventDict:
         "failure_count": failures,
         "parent_id": None if parent is None else hook.event_id(parent[0]),
         "parent_call": None if parent is None else parent[1],
-        "kwargs": {} if kwargs is None else kwargs,
+        "kwargs": kwargs if type(kwargs) is dict else {} if kwargs is None else expand(kwargs),
         "host": HOST,
         "pid": pid,
         "request_path": path,

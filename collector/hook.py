@@ -18,7 +18,8 @@ parent, kwargs, extra, start, name0, end0, name1, end1, ...]``. ``seq`` is this 
 number (the writer turns it into the globally unique event id; ``None`` until a nested send needs
 it as its parent's number, and then the writer draws it); ``signal`` and ``sender`` are names, or
 a signal or class the writer has not named yet; ``parent`` is ``None`` or ``(seq, call index)``;
-``kwargs`` is ``None`` or the captured dict; ``extra`` is ``None`` or a tuple of ``(name,
+``kwargs`` is ``None`` or the captured arguments (``capture.capture_compact``: a dict, or
+``(keys, values)`` of plain values that ``capture.expand`` turns into it); ``extra`` is ``None`` or a tuple of ``(name,
 seconds, index, is_async, failure)`` for failed and async calls. After the perf-counter ``start``
 come, per sync receiver in order, its name and the time it returned (its duration is the
 difference from the previous mark); a ``None`` name marks a call described in ``extra``. The last
@@ -99,7 +100,7 @@ _installed = False
 # id(receiver or its __func__) -> dotted name, valid while the object lives; see naming.
 _names_get = naming.receiver_names.get
 _name = naming.receiver_name
-_capture = capture.capture_kwargs
+_capture = capture.capture_compact
 _sender_ref = capture.sender_ref
 # Signal._live_receivers' result without its lock in the common case (collector.receivers).
 _live = receivers.live_receivers

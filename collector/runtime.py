@@ -155,6 +155,7 @@ def configure(config: dict[str, Any]) -> None:
     capture.MAX_REPR = int(config["MAX_REPR"])
     capture.MAX_ITEMS = int(config["MAX_KWARGS"])
     capture.MAX_TRACEBACK = int(config["MAX_TRACEBACK"])
+    capture.reset_plans()
 
 
 class _State:

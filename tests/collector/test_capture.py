@@ -68,3 +68,74 @@ def test_odd_keys_are_captured_as_text() -> None:
     """Non-str, long or non-ASCII keys become capped text; plain keys stay as they are."""
     snap = capture.capture_kwargs(post_save, {"a": {1: "one", "k" * 150: 2, "\ud800": 3}})
     assert snap["a"] == {"1": "one", "k" * 100 + "… [50 more]": 2, "\\ud800": 3}
+
+
+class _Hostile:
+    """A value whose repr raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class _Level(int):
+    """An int subclass (as IntEnum members are)."""
+
+
+class _Text(str):
+    """A str subclass (as SafeString is)."""
+
+
+_SHAPES: list[dict[str, Any]] = [
+    {"instance": User(pk=3, username="grace"), "created": True, "raw": False, "using": "default"},
+    {"instance": User(pk=4), "update_fields": frozenset({"last_login"}), "using": "default"},
+    {"instance": User(pk=5, username="b" * 400), "update_fields": frozenset({"a", "b"})},
+    {"instance": Permission(pk=None), "created": False},
+    {"text": "x" * 500, "short": "caf\u00e9", "lone": "a \ud800 b", "long_lone": "\ud800" * 400},
+    {"nan": float("nan"), "inf": float("-inf"), "f": 1.5, "big": 10**30, "none": None},
+    {"hostile": _Hostile(), "n": 1},
+    {"level": _Level(3), "safe": _Text("<b>"), "nested": {"password": "s", "l": [1, (2, 3)]}},
+    {"cls": User, "seq": [User(pk=6), {"k": "v"}], "t": (1, "two")},
+    {f"k{i}": i for i in range(30)},
+    {"odd key": 1, "k" * 150: 2},
+]
+
+
+@pytest.mark.parametrize("named", _SHAPES, ids=range(len(_SHAPES)))
+def test_compact_capture_expands_to_what_capture_kwargs_gives(named: dict[str, Any]) -> None:
+    """The hot path's compact capture (code made per signal and shape) means the same kwargs as
+    capture_kwargs: on its first send, on later sends, and when the signal alternates shapes."""
+    capture.reset_plans()
+    expected = capture.capture_kwargs(post_save, named)
+    for _ in range(3):
+        got = capture.capture_compact(post_save, named)
+        assert _same(capture.expand(got), expected)
+    for other in _SHAPES:  # other shapes on the same signal, then this one again
+        assert _same(capture.expand(capture.capture_compact(post_save, other)),
+                     capture.capture_kwargs(post_save, other))
+    assert _same(capture.expand(capture.capture_compact(post_save, named)), expected)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Compare captures, NaN equal to NaN (both are its text) and types checked."""
+    return type(a) is type(b) and repr(a) == repr(b)
+
+
+def test_compact_capture_holds_no_live_object_but_immutable_plain_values() -> None:
+    """An instance becomes a tuple of plain values at send time; later changes do not show."""
+    capture.reset_plans()
+    user = User(pk=7, username="ada")
+    got = capture.capture_compact(post_save, {"instance": user, "using": "default"})
+    user.username, user.pk = "changed", 8
+    assert capture.expand(got)["instance"] == {"model": "auth.User", "pk": 7, "username": "ada"}
+    assert all(type(v) in (tuple, str, int, bool) for v in got[1])
+
+
+def test_light_signals_capture_no_username_in_either_form() -> None:
+    """pre_init/post_init (sent per instance built) capture model and pk only."""
+    from django.db.models.signals import post_init
+
+    capture.reset_plans()
+    named = {"instance": User(pk=9, username="ada")}
+    expected = {"instance": {"model": "auth.User", "pk": 9}}
+    assert capture.capture_kwargs(post_init, named) == expected
+    assert capture.expand(capture.capture_compact(post_init, named)) == expected
