@@ -17,8 +17,6 @@ _INF = float("inf")
 MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
-_SCALARS = (bool, int, float)
-_PK_TYPES = (*_SCALARS, str)  # primary keys kept as they are
 _MISSING = object()
 
 
@@ -120,8 +118,15 @@ def _as_is(value: Any, depth: int, light: bool) -> Any:
     return value
 
 
+def _int(value: Any, depth: int, light: bool) -> Any:
+    """Keep an int subclass's value as a plain int (a bool subclass as a bool)."""
+    return bool(value) if isinstance(value, bool) else int(value)
+
+
 def _float(value: Any, depth: int, light: bool) -> Any:
     """Keep a float; NaN and infinity are not JSON (PostgreSQL rejects them), so they become text."""
+    if type(value) is not float:  # a subclass: its plain value
+        value = float(value)
     if value != value or value in (_INF, -_INF):
         return repr(value)
     return value
@@ -168,8 +173,11 @@ def _handler_for(kind: type) -> Any:
     """Return the snapshot function for values of type ``kind``."""
     from django.db.models import Model
 
-    if kind is type(None) or issubclass(kind, (bool, int)):
+    if kind is type(None) or kind is bool or kind is int:
         return _as_is
+    if issubclass(kind, int):  # an enum member or another subclass: its plain value
+        return _int
+
     if issubclass(kind, float):
         return _float
     if issubclass(kind, str):
@@ -239,87 +247,97 @@ def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
 
 
 # Compact capture (the hot path's): a send's kwargs as ``(keys, values)``, by code generated once
-# per signal and shape (argument names and value types; a signal keeps up to _MAX_SHAPES, newest
-# first). Values are kept as they are when immutable and plain (bool, int, float, None, a str up
-# to MAX_REPR); a model instance becomes the tuple of its _model_parts (tuples mean nothing else
-# there: the other handlers give lists); anything else its handler's snapshot. ``expand`` (on the
-# writer) makes of it the dict capture_kwargs would have made.
-_plans: dict[int, Any] = {}  # id(signal) -> its newest plan (a miss asks the one before)
+# per shape (argument names in order, value types, and whether the signal is light). Values are
+# kept as they are when immutable and plain (bool, int, float, None, a str up to MAX_REPR); a
+# model instance becomes the tuple of its _model_parts (tuples mean nothing else there: the other
+# handlers give lists); anything else its handler's snapshot. ``expand`` (on the writer) makes of
+# it the dict capture_kwargs would have made. A signal tries its last _MAX_SHAPES shapes' plans in
+# turn; a shape seen before but not among them is found again by its key, never made anew.
+_plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest first
 _plans_get = _plans.get
-_MAX_PLANS = 256
+_by_shape: dict[tuple[Any, ...], Any] = {}  # shape -> its plan, or False for capture_kwargs
+_MAX_PLANS = 512
 _MAX_SHAPES = 4
-_AS_IS = (bool, int, float, type(None))
 
 
 def capture_compact(signal: Any, named: dict[str, Any]) -> Any:
     """Return a send's keyword arguments captured for the queue: compact, or capture_kwargs'."""
-    plan = _plans_get(id(signal))
     try:
-        if plan is not None and (found := plan(named)) is not None:
-            return found
+        plans = _plans_get(id(signal))
+        if plans is not None:
+            for plan in plans:
+                found = plan(named)
+                if found is not None:
+                    return found
         return _plan_anew(signal, named)
-    except Exception:  # noqa: BLE001 - a hostile value: capture_kwargs isolates it
+    except BaseException:  # noqa: BLE001 - a hostile value: capture_kwargs isolates it
         return capture_kwargs(signal, named)
-
-
-def _none(named: dict[str, Any]) -> None:
-    """The end of a signal's plans: no shape matched."""
 
 
 def _plan_anew(signal: Any, named: dict[str, Any]) -> Any:
-    """Make (and remember) the plan of this send's shape; return its capture."""
-    keys = tuple(named)
-    if not 0 < len(keys) <= MAX_ITEMS or not all(
-        type(k) is str and len(k) <= 100 and k.isascii() for k in keys
-    ):
+    """Find or make the plan of this send's shape, keep it as the signal's newest; capture."""
+    light = id(signal) in _LIGHT
+    shape = (light, *named, *map(type, named.values()))
+    plan = _by_shape.get(shape)
+    if plan is None:
+        plan = _make_plan(tuple(named), [type(v) for v in named.values()], light)
+        if len(_by_shape) >= _MAX_PLANS:
+            _by_shape.clear()
+        _by_shape[shape] = plan
+    if not plan:
         return capture_kwargs(signal, named)
-    before = _plans_get(id(signal))
-    depth = 1 if before is None else before.depth + 1
-    plan = _make_plan(keys, [type(v) for v in named.values()], id(signal) in _LIGHT,
-                      before if before is not None and depth <= _MAX_SHAPES else _none)
-    plan.depth = depth if depth <= _MAX_SHAPES else 1
-    if len(_plans) >= _MAX_PLANS:
-        _plans.clear()
-    _plans[id(signal)] = plan
+    plans = _plans_get(id(signal))
+    if plans is None:
+        if len(_plans) >= _MAX_PLANS:
+            _plans.clear()
+        _plans[id(signal)] = [plan]
+    else:  # a new list: another thread may be iterating the old one
+        _plans[id(signal)] = [plan, *(p for p in plans if p is not plan)][:_MAX_SHAPES]
     found = plan(named)
     return found if found is not None else capture_kwargs(signal, named)
 
 
-def _make_plan(keys: tuple[str, ...], kinds: list[type], light: bool, after: Any) -> Any:
-    """Generate the capture function of one shape: None when a send does not have it."""
+def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
+    """Generate the capture function of one shape (None when a send does not have it), or
+    return False when capture_kwargs must take this shape (too many or unusual keys)."""
     from django.db.models import Model
 
-    names: dict[str, Any] = {"_keys": keys, "_next": after, "_cap": cap, "_M": _MISSING,
-                             "_pk": _pk_value, "_ss": safe_str}  # fmt: skip
-    lines = [f"    if len(n) != {len(keys)}:", "        return _next(n)", "    try:"]
-    lines += [f"        v{i} = n[{k!r}]" for i, k in enumerate(keys)]
-    lines += ["    except KeyError:", "        return _next(n)"]
+    if not 0 < len(keys) <= MAX_ITEMS or not all(
+        type(k) is str and len(k) <= 100 and k.isascii() for k in keys
+    ):
+        return False
+    values = ", ".join(f"v{i}" for i in range(len(keys)))
+    # Names and values reach the code through its namespace only, never as source text.
+    names: dict[str, Any] = {"_keys": keys, "_cap": cap, "_M": _MISSING, "_pk": _pk_value,
+                             "_ss": safe_str, "_repr": MAX_REPR}  # fmt: skip
+    lines = ["    if tuple(n) != _keys:", "        return None",
+             f"    {values}, = n.values()"]  # fmt: skip
     checks = " or ".join(f"type(v{i}) is not _t{i}" for i in range(len(keys)))
-    lines += [f"    if {checks}:", "        return _next(n)"]
+    lines += [f"    if {checks}:", "        return None"]
     out = []
     for i, kind in enumerate(kinds):
         names[f"_t{i}"] = kind
-        if kind in _AS_IS:
+        if kind is bool or kind is int or kind is float or kind is type(None):
             out.append(f"v{i}")
         elif kind is str:
-            out.append(f"(v{i} if len(v{i}) <= {MAX_REPR} else _cap(v{i}, {MAX_REPR}))")
-        elif issubclass(kind, Model):
+            out.append(f"(v{i} if len(v{i}) <= _repr else _cap(v{i}, _repr))")
+        elif isinstance(kind, type) and issubclass(kind, Model):
             meta: Any = kind._meta  # type: ignore[attr-defined]
             names[f"_l{i}"] = meta.label
-            pk_name = meta.pk.attname if meta.pk is not None else None
-            lines.append(f"    d{i} = v{i}.__dict__")
-            lines.append(f"    p{i} = d{i}.get({pk_name!r}, _M)" if pk_name else f"    p{i} = None")
+            names[f"_a{i}"] = meta.pk.attname if meta.pk is not None else None
+            lines.append(f"    p{i} = v{i}.__dict__.get(_a{i}, _M) if _a{i} is not None else None")
             lines.append(f"    if not (p{i} is None or type(p{i}) is int):")
             lines.append(f"        p{i} = _pk(v{i}, p{i})")
             username = getattr(kind, "USERNAME_FIELD", None)
-            if isinstance(username, str) and not light:
-                lines.append(f"    u{i} = d{i}.get({username!r})")
+            if type(username) is str and not light:
+                names[f"_u{i}"] = username
+                lines.append(f"    u{i} = v{i}.__dict__.get(_u{i})")
                 out.append(f"((_l{i}, p{i}) if u{i} is None else (_l{i}, p{i}, _ss(u{i}, 150)))")
             else:
                 out.append(f"(_l{i}, p{i})")
         else:
             names[f"_h{i}"] = _handler_for(kind)
-            out.append(f"_h{i}(v{i}, 0, {light})")
+            out.append(f"_h{i}(v{i}, 0, {bool(light)})")
     lines.append(f"    return (_keys, ({', '.join(out)},))")
     exec("def plan(n):\n" + "\n".join(lines) + "\n", names)  # noqa: S102 - fixed fragments
     return names["plan"]
@@ -332,14 +350,20 @@ def _pk_value(value: Any, pk: Any) -> Any:
             pk = value.pk
         except Exception:  # noqa: BLE001
             pk = None
-    if not (pk is None or type(pk) is int or isinstance(pk, _PK_TYPES)):
-        pk = safe_str(pk, 100)
-    return pk
+    kind = type(pk)
+    if pk is None or kind is int or kind is str or kind is float or kind is bool:
+        return pk
+    if isinstance(pk, str):  # a str subclass: its characters only
+        return cap(pk, 100)
+    if isinstance(pk, int) and not isinstance(pk, bool):  # an int subclass (an enum member)
+        return int(pk)
+    return safe_str(pk, 100)
 
 
 def reset_plans() -> None:
     """Forget the capture functions (the limits they were made with changed)."""
     _plans.clear()
+    _by_shape.clear()
 
 
 def expand(compact: Any) -> dict[str, Any]:

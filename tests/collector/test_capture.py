@@ -139,3 +139,86 @@ def test_light_signals_capture_no_username_in_either_form() -> None:
     expected = {"instance": {"model": "auth.User", "pk": 9}}
     assert capture.capture_kwargs(post_init, named) == expected
     assert capture.expand(capture.capture_compact(post_init, named)) == expected
+
+
+class _Boom(BaseException):
+    """Not an Exception: what a hostile attribute may raise."""
+
+
+class _BadAttributes:
+    """Every attribute lookup raises a BaseException."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _Boom(name)
+
+
+class _EqualsAll(type):
+    """A metaclass whose classes compare equal to anything."""
+
+    def __eq__(cls, other: object) -> bool:
+        return True
+
+    __hash__ = type.__hash__
+
+
+class _Weird(metaclass=_EqualsAll):
+    """A mutable object whose class claims to equal int."""
+
+    def __repr__(self) -> str:
+        return "<Weird>"
+
+
+def test_compact_capture_survives_a_base_exception_as_capture_kwargs_does() -> None:
+    """A value raising a BaseException becomes a marker; the other arguments are kept."""
+    capture.reset_plans()
+    named = {"x": _BadAttributes(), "n": 1}
+    expected = {"x": "<uncapturable _BadAttributes>", "n": 1}
+    assert capture.capture_kwargs(post_save, named) == expected
+    assert capture.expand(capture.capture_compact(post_save, named)) == expected
+
+
+def test_compact_capture_keeps_no_live_object_of_a_type_claiming_equality() -> None:
+    """Types are compared by identity: a class equal to everything is still captured as text."""
+    capture.reset_plans()
+    got = capture.capture_compact(post_save, {"w": _Weird()})
+    assert capture.expand(got) == {"w": "<Weird>"}
+    assert type(got[1][0]) is str
+
+
+def test_compact_capture_keeps_the_send_order_of_keys() -> None:
+    """The stored JSON lists arguments in the order they were sent, as capture_kwargs does."""
+    capture.reset_plans()
+    capture.capture_compact(post_save, {"a": 1, "b": 2})
+    assert list(capture.expand(capture.capture_compact(post_save, {"b": 2, "a": 1}))) == ["b", "a"]
+
+
+def test_a_signal_with_many_shapes_makes_each_plan_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """post_init for instances of many models (a shape each) cycles through more shapes than a
+    signal keeps at hand: plans are found again by shape, never generated twice."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import Group
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.models.signals import post_init
+
+    capture.reset_plans()
+    made = []
+    real = capture._make_plan
+    monkeypatch.setattr(capture, "_make_plan", lambda *a: made.append(a) or real(*a))
+    instances = [User(pk=1), Group(pk=2), Permission(pk=3), ContentType(pk=4), LogEntry(pk=5)]
+    for _ in range(4):
+        for instance in instances:
+            got = capture.expand(capture.capture_compact(post_init, {"instance": instance}))
+            assert got == {"instance": {"model": instance._meta.label, "pk": instance.pk}}
+    assert len(made) == len(instances)
+
+
+def test_subclassed_values_and_keys_are_captured_as_plain_values() -> None:
+    """An int subclass (an enum member) and a str-subclass primary key are copied to plain
+    values: the capture holds none of the host's objects."""
+    capture.reset_plans()
+    user = User(username="x")
+    user.__dict__["id"] = _Text("abc")
+    got = capture.capture_compact(post_save, {"level": _Level(3), "instance": user})
+    level, instance = got[1]
+    assert type(level) is int and level == 3
+    assert type(instance[1]) is str and instance[1] == "abc"
