@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 os.environ["SIGNAL_MONITOR_WRITER_PROCESS"] = "1"  # before the collector is imported
@@ -85,6 +86,7 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
 
     poller = select.poll()  # not select(): the inherited descriptor may be numbered >= 1024
     poller.register(sock, select.POLLIN)
+    done = _Answers(sock, uplink)
     while True:
         if poller.poll(pipeline.flush_interval() * 1000):
             frame = link.recv_frame(sock)
@@ -99,20 +101,52 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
                 except Exception as exc:  # noqa: BLE001 - counted; the next batch still runs
                     runtime.count_drop("build_error", len(records))
                     runtime.count("writer_process_errors", error=f"batch failed: {exc!r}")
-                with uplink.lock:
-                    link.send_frame(sock, link.DONE, len(records))
+                done.add(len(records))
             elif kind == link.FLUSH:
                 token, meta = payload
                 _take(meta, uplink)
                 pipeline.tick(force=True)
+                done.send()
                 with uplink.lock:
                     link.send_frame(sock, link.FLUSHED, token)
                 continue
             elif kind == link.STOP:
+                done.send()
                 _take(payload, uplink)
                 return
+        else:
+            done.send()  # idle for a flush interval: answer what was taken
         pipeline.tick(force=False)
         runtime._housekeeping()
+
+
+class _Answers:
+    """DONE answers, one for the batches of up to DONE_INTERVAL: each answer wakes a thread in
+    the application (and takes its GIL), so a busy stream is answered twice a second, an idle
+    one at once, and a flush or stop after everything before it."""
+
+    DONE_INTERVAL = 0.5
+
+    def __init__(self, sock: socket.socket, uplink: _Uplink) -> None:
+        """Answer on ``sock`` under the uplink's lock."""
+        self.sock, self.uplink = sock, uplink
+        self.pending, self.sent_at = 0, time.monotonic()
+
+    def add(self, taken: int) -> None:
+        """Count a processed batch; answer if the last answer is DONE_INTERVAL old."""
+        self.pending += taken
+        if time.monotonic() - self.sent_at >= self.DONE_INTERVAL:
+            self.send()
+
+    def send(self) -> None:
+        """Answer for every batch processed since the last answer."""
+        from collector import link
+
+        if self.pending:
+            with self.uplink.lock:
+                link.send_frame(self.sock, link.DONE, self.pending)
+            self.pending = 0
+        self.sent_at = time.monotonic()
 
 
 def _take(meta: dict[str, Any], uplink: _Uplink) -> None:

@@ -294,3 +294,36 @@ print(json.dumps({"parent": os.getpid(), "parent_writer": parent_writer, **child
     stored = dict(rows(tmp_path, "SELECT sender, pid FROM EV WHERE signal = '__main__.custom'"))
     parent = out["parent"]
     assert stored == {"parent-before": parent, "parent-after": parent, "child": out["pid"]}
+
+
+def test_answers_for_a_busy_stream_are_few_and_a_flush_counts_them_all(tmp_path: Path) -> None:
+    """Each DONE answer wakes a thread of the application, so batches streamed without a pause
+    are answered about twice a second, not each; a flush still answers for every one first."""
+    out = run_app(tmp_path, """
+from collector import link as link_module
+answers = []
+real_read = link_module.recv_frame
+def counting(sock):
+    frame = real_read(sock)
+    if frame is not None and frame[0] == link_module.DONE:
+        answers.append(frame[1])
+    return frame
+link_module.recv_frame = counting
+collector.flush(30)  # the writer process runs; the link thread reads through `counting`
+answers.clear()
+link = pipeline._current.link
+with link._cond:
+    done_before = link._done
+started = time.monotonic()
+while time.monotonic() - started < 2.0:
+    custom.send(sender="s", n=1)
+    time.sleep(0.001)
+assert collector.flush(30)
+with link._cond:
+    done, shipped = link._done, link._shipped
+print(json.dumps({"answers": len(answers), "done": done, "shipped": shipped,
+                  "answered": sum(answers), "done_before": done_before}))
+""")
+    assert out["done"] >= out["shipped"], "a flush answers for everything shipped before it"
+    assert out["answered"] == out["done"] - out["done_before"] > 1000
+    assert 2 <= out["answers"] <= 8, out  # ~40 batches in 2 s (FLUSH_INTERVAL 0.05)
