@@ -93,6 +93,22 @@ def portable(record: Any) -> Any:
     return record
 
 
+def portable_all(records: list[Any]) -> list[Any]:
+    """Return the records made portable: ``portable`` each, with the fast path's complete
+    records (named signal and sender, a list) only numbered, inline."""
+    seq = hook._seq
+    out = []
+    append = out.append
+    for record in records:
+        if type(record) is list and type(record[1]) is str and type(record[2]) is str:
+            if record[0] is None:
+                record[0] = next(seq)
+            append(record)
+        else:
+            append(portable(record))
+    return out
+
+
 # Settings the writer process cannot do without: if one does not pickle, the thread writes.
 ESSENTIAL = ("DATABASES", "INSTALLED_APPS", "SIGNAL_MONITOR", "CHANNEL_LAYERS", "USE_TZ")
 
@@ -217,7 +233,7 @@ class WriterLink:
         if sock is None or not self.alive:
             return False
         try:
-            batch = [portable(record) for record in records]
+            batch = portable_all(records)
             send_frame(sock, BATCH, (batch, unheard, self._meta()))
         except OSError as exc:
             self._lost(f"writer process unreachable: {exc!r}")

@@ -169,9 +169,13 @@ def drain_once(queue: deque[tuple[Any, ...]]) -> bool:
         return False
     pipe = current()
     size = int(pipe.config["BATCH_SIZE"])
-    records: list[tuple[Any, ...]] = []
-    while queue and len(records) < size:
-        records.append(queue.popleft())
+    records: list[Any] = []
+    append, popleft = records.append, queue.popleft
+    try:
+        for _ in range(min(len(queue), size)):  # only this thread takes from the queue
+            append(popleft())
+    except IndexError:  # unless something cleared it meanwhile
+        pass
     unheard = _take_unheard()
     if pipe.link is not None:
         if not (records or unheard) or pipe.link.ship(records, unheard):
