@@ -306,12 +306,16 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
         type(k) is str and len(k) <= 100 and k.isascii() for k in keys
     ):
         return False
-    values = ", ".join(f"v{i}" for i in range(len(keys)))
+    items = ", ".join(f"(k{i}, v{i})" for i in range(len(keys)))
     # Names and values reach the code through its namespace only, never as source text.
     names: dict[str, Any] = {"_keys": keys, "_cap": cap, "_M": _MISSING, "_pk": _pk_value,
                              "_ss": safe_str, "_repr": MAX_REPR}  # fmt: skip
-    lines = ["    if tuple(n) != _keys:", "        return None",
-             f"    {values}, = n.values()"]  # fmt: skip
+    names.update((f"_k{i}", key) for i, key in enumerate(keys))
+    # Keys in the send's order: the same (interned) objects, or else equal.
+    same = " or ".join(f"k{i} is not _k{i}" for i in range(len(keys)))
+    lines = [f"    if len(n) != {len(keys)}:", "        return None",
+             f"    {items}, = n.items()",
+             f"    if ({same}) and tuple(n) != _keys:", "        return None"]  # fmt: skip
     checks = " or ".join(f"type(v{i}) is not _t{i}" for i in range(len(keys)))
     lines += [f"    if {checks}:", "        return None"]
     out = []
@@ -321,6 +325,16 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
             out.append(f"v{i}")
         elif kind is str:
             out.append(f"(v{i} if len(v{i}) <= _repr else _cap(v{i}, _repr))")
+        elif kind is frozenset:  # update_fields: one plain field name, or the handler
+            names[f"_h{i}"] = _handler_for(kind)
+            lines.append(f"    c{i} = None")
+            lines.append(f"    if len(v{i}) == 1:")
+            lines.append(f"        for f{i} in v{i}:")
+            lines.append(f"            if type(f{i}) is str and len(f{i}) <= _repr and f{i}.isascii():")
+            lines.append(f"                c{i} = [f{i}]")
+            lines.append(f"    if c{i} is None:")
+            lines.append(f"        c{i} = _h{i}(v{i}, 0, {bool(light)})")
+            out.append(f"c{i}")
         elif isinstance(kind, type) and issubclass(kind, Model):
             meta: Any = kind._meta  # type: ignore[attr-defined]
             names[f"_l{i}"] = meta.label

@@ -90,6 +90,8 @@ _SHAPES: list[dict[str, Any]] = [
     {"instance": User(pk=4), "update_fields": frozenset({"last_login"}), "using": "default"},
     {"instance": User(pk=5, username="b" * 400), "update_fields": frozenset({"a", "b"})},
     {"instance": Permission(pk=None), "created": False},
+    {"one": frozenset({1}), "accent": frozenset({"caf\u00e9"}), "long": frozenset({"x" * 400})},
+    {"empty": frozenset(), "mixed": frozenset({1, "a"}), "none": None},
     {"text": "x" * 500, "short": "caf\u00e9", "lone": "a \ud800 b", "long_lone": "\ud800" * 400},
     {"nan": float("nan"), "inf": float("-inf"), "f": 1.5, "big": 10**30, "none": None},
     {"hostile": _Hostile(), "n": 1},
@@ -190,6 +192,10 @@ def test_compact_capture_keeps_the_send_order_of_keys() -> None:
     capture.reset_plans()
     capture.capture_compact(post_save, {"a": 1, "b": 2})
     assert list(capture.expand(capture.capture_compact(post_save, {"b": 2, "a": 1}))) == ["b", "a"]
+    built = "".join(["a", "b", "c"])  # equal to the plan's key, not the same object
+    capture.capture_compact(post_save, {"abc": 1, "d": 2})
+    assert capture.expand(capture.capture_compact(post_save, {built: 3, "d": 4})) == {
+        "abc": 3, "d": 4}
 
 
 def test_a_signal_with_many_shapes_makes_each_plan_once(monkeypatch: pytest.MonkeyPatch) -> None:
