@@ -77,3 +77,17 @@ def test_scale_tiny() -> None:
     for page in pages:
         assert page["status"] == 200, page
         assert page["p95_ms"] > 0
+
+
+def test_request_parts_thread_figures() -> None:
+    """bench.request_parts's per-thread CPU (the part `make bench` does not run) is measured."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.request_parts", "--run", "threads"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    per_thread = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert per_thread["MainThread"] > 0
+    assert per_thread["signal-monitor-writer"] > 0  # the thread that ships records
+    assert per_thread["writer process"] > 0
