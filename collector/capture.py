@@ -257,6 +257,7 @@ _plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest firs
 _plans_get = _plans.get
 _by_shape: dict[tuple[Any, ...], Any] = {}  # shape -> its plan, or False for capture_kwargs
 _MAX_PLANS = 512
+_generation = [0]  # bumped by reset_plans
 _MAX_SHAPES = 4
 
 
@@ -280,7 +281,10 @@ def _plan_anew(signal: Any, named: dict[str, Any]) -> Any:
     shape = (light, *named, *map(type, named.values()))
     plan = _by_shape.get(shape)
     if plan is None:
+        generation = _generation[0]
         plan = _make_plan(tuple(named), [type(v) for v in named.values()], light)
+        if generation != _generation[0]:  # the limits changed while it was made: not kept
+            return capture_kwargs(signal, named)
         if len(_by_shape) >= _MAX_PLANS:
             _by_shape.clear()
         _by_shape[shape] = plan
@@ -376,6 +380,7 @@ def _pk_value(value: Any, pk: Any) -> Any:
 
 def reset_plans() -> None:
     """Forget the capture functions (the limits they were made with changed)."""
+    _generation[0] += 1  # a plan being made meanwhile is not kept
     _plans.clear()
     _by_shape.clear()
 

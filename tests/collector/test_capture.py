@@ -228,3 +228,21 @@ def test_subclassed_values_and_keys_are_captured_as_plain_values() -> None:
     level, instance = got[1]
     assert type(level) is int and level == 3
     assert type(instance[1]) is str and instance[1] == "abc"
+
+
+def test_a_plan_made_while_the_limits_change_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """runtime.configure resets the plans; one being made at that moment (with the old MAX_REPR
+    in its code) is used for nothing and forgotten."""
+    capture.reset_plans()
+    real = capture._make_plan
+
+    def made_during_a_reset(*args: Any) -> Any:
+        plan = real(*args)
+        capture.reset_plans()  # as if another thread applied new settings meanwhile
+        return plan
+
+    monkeypatch.setattr(capture, "_make_plan", made_during_a_reset)
+    named = {"text": "x" * 500}
+    assert capture.expand(capture.capture_compact(post_save, named)) == capture.capture_kwargs(
+        post_save, named)
+    assert capture._by_shape == {} and capture._plans == {}
