@@ -334,7 +334,8 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
             lines.append(f"    c{i} = None")
             lines.append(f"    if len(v{i}) == 1:")
             lines.append(f"        for f{i} in v{i}:")
-            lines.append(f"            if type(f{i}) is str and len(f{i}) <= _repr and f{i}.isascii():")
+            plain = f"type(f{i}) is str and len(f{i}) <= _repr and f{i}.isascii()"
+            lines.append(f"            if {plain}:")
             lines.append(f"                c{i} = [f{i}]")
             lines.append(f"    if c{i} is None:")
             lines.append(f"        c{i} = _h{i}(v{i}, 0, {bool(light)})")
