@@ -390,17 +390,67 @@ def expand(compact: Any) -> dict[str, Any]:
     """Return the kwargs dict of a ``capture_compact`` result (a dict is returned as it is)."""
     if type(compact) is not tuple:
         return compact  # type: ignore[no-any-return]
+    keys, values = compact
+    expander = _expanders_get(keys)
+    if expander is None:
+        expander = _make_expander(keys)
+    return expander(values)  # type: ignore[no-any-return]
+
+
+def _expand_any(keys: tuple[Any, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    """Return the kwargs dict of any compact capture (what the generated expanders do, looped)."""
     out: dict[str, Any] = {}
-    for key, value in zip(*compact, strict=True):
+    for key, value in zip(keys, values, strict=True):
         kind = type(value)
         if kind is tuple:
             value = _model_snapshot(value)
         elif kind is float:
             value = _float(value, 0, False)
         elif kind is str and not value.isascii():  # lone surrogates out (cap's last step)
-            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+            value = _clean_text(value)
         out[key] = value
     return out
+
+
+def _clean_text(value: str) -> str:
+    """Return a captured non-ASCII string with lone surrogates escaped (cap's last step)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# Writer-side expanders, generated once per argument names (``_make_plan``'s keys), so a record
+# costs straight-line code: one type test per value and a dict display.
+_expanders: dict[tuple[Any, ...], Any] = {}
+_expanders_get = _expanders.get
+
+
+def _make_expander(keys: tuple[Any, ...]) -> Any:
+    """Return (and remember) the function expanding the values of one argument-name tuple."""
+    if type(keys) is not tuple or not 0 < len(keys) <= MAX_ITEMS:
+        return lambda values: _expand_any(keys, values)
+    names: dict[str, Any] = {"_snap": _model_snapshot, "_clean": _clean_text}
+    params = []
+    lines = [f"    {', '.join(f'v{i}' for i in range(len(keys)))}, = values"]
+    for i, key in enumerate(keys):
+        names[f"_k{i}"] = key  # names reach the code through its namespace only
+        params.append(f"k{i}=_k{i}")
+        lines += [
+            f"    t = type(v{i})",
+            f"    if t is str:",
+            f"        if not v{i}.isascii():",
+            f"            v{i} = _clean(v{i})",
+            f"    elif t is float:",
+            f"        if v{i} - v{i}:",  # NaN or infinity: not JSON, kept as its repr
+            f"            v{i} = repr(v{i})",
+            f"    elif t is tuple:",
+            f"        v{i} = _snap(v{i})",
+        ]  # fmt: skip
+    lines.append(f"    return {{{', '.join(f'k{i}: v{i}' for i in range(len(keys)))}}}")
+    source = f"def expand(values, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    exec(source, names)  # noqa: S102 - fixed fragments
+    if len(_expanders) >= _MAX_PLANS:
+        _expanders.clear()
+    _expanders[keys] = names["expand"]
+    return names["expand"]
 
 
 def _call(func: Any) -> Any:

@@ -48,18 +48,26 @@ def build(record: Any, now_wall: float, now: float, pid: int) -> EventDict:
     }
 
 
+# A returned call's dict, copied and filled in (a copy is cheaper than a ten-key display).
+_OK_CALL: dict[str, Any] = {
+    "index": 0, "receiver": "", "is_async": False, "duration_ns": 0, "outcome": "ok",
+    "exc_type": "", "exc_message": "", "traceback": "", "location": "",
+}
+
+
 def _returned_calls(record: Any, names: tuple[str, ...], start: float) -> list[dict[str, Any]]:
     """Return the call dicts of a record whose calls all returned, names learned (one end each)."""
     calls = []
+    append, copy = calls.append, _OK_CALL.copy
     previous = start
     index = 10
     for name in names:
         ended = record[index]
-        calls.append({
-            "index": index - 10, "receiver": name, "is_async": False,
-            "duration_ns": round((ended - previous) * 1e9), "outcome": "ok", "exc_type": "",
-            "exc_message": "", "traceback": "", "location": "",
-        })  # fmt: skip
+        call = copy()
+        call["index"] = index - 10
+        call["receiver"] = name
+        call["duration_ns"] = round((ended - previous) * 1e9)
+        append(call)
         previous = ended
         index += 1
     return calls
@@ -81,11 +89,11 @@ def _described_calls(
     for index, ended in enumerate(ends):
         name = names[index]
         if name is not None and index not in described:
-            calls.append({
-                "index": index, "receiver": name, "is_async": False,
-                "duration_ns": round((ended - previous) * 1e9), "outcome": "ok", "exc_type": "",
-                "exc_message": "", "traceback": "", "location": "",
-            })
+            call = _OK_CALL.copy()
+            call["index"] = index
+            call["receiver"] = name
+            call["duration_ns"] = round((ended - previous) * 1e9)
+            calls.append(call)
         previous = ended
     for name, seconds, index, is_async, failed in extra or ():
         if failed is None:

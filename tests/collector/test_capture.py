@@ -246,3 +246,19 @@ def test_a_plan_made_while_the_limits_change_is_not_kept(monkeypatch: pytest.Mon
     assert capture.expand(capture.capture_compact(post_save, named)) == capture.capture_kwargs(
         post_save, named)
     assert capture._by_shape == {} and capture._plans == {}
+
+
+def test_expanders_take_names_as_data_and_are_made_once_per_names() -> None:
+    """The writer's generated expanders: a name is never source text, one function per names,
+    the same dict as the generic loop, and a record whose values do not fit still raises."""
+    keys = ("a'}; import os #", "b\n)", "c")
+    values = (float("inf"), "x \ud800", ("auth.User", 1, "ada"))
+    got = capture.expand((keys, values))
+    assert _same(got, capture._expand_any(keys, values))
+    assert list(got) == list(keys) and got[keys[0]] == "-inf"[1:]
+    assert capture._expanders[keys] is capture._expanders[tuple(list(keys))]
+    made = capture._expanders[keys]
+    capture.expand((keys, (1, 2, 3)))
+    assert capture._expanders[keys] is made
+    with pytest.raises(ValueError):
+        capture.expand((keys, (1, 2)))
