@@ -435,13 +435,13 @@ def _make_expander(keys: tuple[Any, ...]) -> Any:
         params.append(f"k{i}=_k{i}")
         lines += [
             f"    t = type(v{i})",
-            f"    if t is str:",
+            "    if t is str:",
             f"        if not v{i}.isascii():",
             f"            v{i} = _clean(v{i})",
-            f"    elif t is float:",
+            "    elif t is float:",
             f"        if v{i} - v{i}:",  # NaN or infinity: not JSON, kept as its repr
             f"            v{i} = repr(v{i})",
-            f"    elif t is tuple:",
+            "    elif t is tuple:",
             f"        v{i} = _snap(v{i})",
         ]  # fmt: skip
     lines.append(f"    return {{{', '.join(f'k{i}: v{i}' for i in range(len(keys)))}}}")

@@ -256,7 +256,7 @@ def test_expanders_take_names_as_data_and_are_made_once_per_names() -> None:
     got = capture.expand((keys, values))
     assert _same(got, capture._expand_any(keys, values))
     assert list(got) == list(keys) and got[keys[0]] == "-inf"[1:]
-    assert capture._expanders[keys] is capture._expanders[tuple(list(keys))]
+    assert capture._expanders[keys] is capture._expanders[tuple(k for k in keys)]
     made = capture._expanders[keys]
     capture.expand((keys, (1, 2, 3)))
     assert capture._expanders[keys] is made
