@@ -246,12 +246,14 @@ def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
     return out
 
 
-# Compact capture (the hot path's): a send's kwargs as ``(keys, values)``, by code generated once
-# per shape (argument names in order, value types, and whether the signal is light). Values are
-# kept as they are when immutable and plain (bool, int, float, None, a str up to MAX_REPR); a
-# model instance becomes the tuple of its _model_parts (tuples mean nothing else there: the other
-# handlers give lists); anything else its handler's snapshot. ``expand`` (on the writer) makes of
-# it the dict capture_kwargs would have made. A signal tries its last _MAX_SHAPES shapes' plans in
+# Compact capture (the hot path's): a send's kwargs as one tuple ``(keys, value, value, ...)``, by
+# code generated once per shape (argument names in order, value types, and whether the signal is
+# light). Values are kept as they are when immutable and plain (bool, int, float, None, a str up
+# to MAX_REPR, a frozenset of one such str: a save's update_fields); a model instance becomes the
+# tuple of its _model_parts (tuples and frozensets mean nothing else there: the other handlers
+# give lists); anything else its handler's snapshot. One tuple and no copies: each object a send
+# allocates is one more the shipping thread frees, on another core. ``expand`` (on the writer)
+# makes of it the dict capture_kwargs would have made. A signal tries its last _MAX_SHAPES shapes' plans in
 # turn; a shape seen before but not among them is found again by its key, never made anew.
 _plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest first
 _plans_get = _plans.get
@@ -336,7 +338,7 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
             lines.append(f"        for f{i} in v{i}:")
             plain = f"type(f{i}) is str and len(f{i}) <= _repr and f{i}.isascii()"
             lines.append(f"            if {plain}:")
-            lines.append(f"                c{i} = [f{i}]")
+            lines.append(f"                c{i} = v{i}")
             lines.append(f"    if c{i} is None:")
             lines.append(f"        c{i} = _h{i}(v{i}, 0, {bool(light)})")
             out.append(f"c{i}")
@@ -357,7 +359,7 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
         else:
             names[f"_h{i}"] = _handler_for(kind)
             out.append(f"_h{i}(v{i}, 0, {bool(light)})")
-    lines.append(f"    return (_keys, ({', '.join(out)},))")
+    lines.append(f"    return (_keys, {', '.join(out)})")
     exec("def plan(n):\n" + "\n".join(lines) + "\n", names)  # noqa: S102 - fixed fragments
     return names["plan"]
 
@@ -390,20 +392,21 @@ def expand(compact: Any) -> dict[str, Any]:
     """Return the kwargs dict of a ``capture_compact`` result (a dict is returned as it is)."""
     if type(compact) is not tuple:
         return compact  # type: ignore[no-any-return]
-    keys, values = compact
-    expander = _expanders_get(keys)
+    expander = _expanders_get(compact[0])
     if expander is None:
-        expander = _make_expander(keys)
-    return expander(values)  # type: ignore[no-any-return]
+        expander = _make_expander(compact[0])
+    return expander(compact)  # type: ignore[no-any-return]
 
 
-def _expand_any(keys: tuple[Any, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+def _expand_any(compact: tuple[Any, ...]) -> dict[str, Any]:
     """Return the kwargs dict of any compact capture (what the generated expanders do, looped)."""
     out: dict[str, Any] = {}
-    for key, value in zip(keys, values, strict=True):
+    for key, value in zip(compact[0], compact[1:], strict=True):
         kind = type(value)
         if kind is tuple:
             value = _model_snapshot(value)
+        elif kind is frozenset:  # update_fields of one plain name
+            value = list(value)
         elif kind is float:
             value = _float(value, 0, False)
         elif kind is str and not value.isascii():  # lone surrogates out (cap's last step)
@@ -426,10 +429,10 @@ _expanders_get = _expanders.get
 def _make_expander(keys: tuple[Any, ...]) -> Any:
     """Return (and remember) the function expanding the values of one argument-name tuple."""
     if type(keys) is not tuple or not 0 < len(keys) <= MAX_ITEMS:
-        return lambda values: _expand_any(keys, values)
+        return _expand_any
     names: dict[str, Any] = {"_snap": _model_snapshot, "_clean": _clean_text}
     params = []
-    lines = [f"    {', '.join(f'v{i}' for i in range(len(keys)))}, = values"]
+    lines = [f"    _, {', '.join(f'v{i}' for i in range(len(keys)))} = compact"]
     for i, key in enumerate(keys):
         names[f"_k{i}"] = key  # names reach the code through its namespace only
         params.append(f"k{i}=_k{i}")
@@ -443,9 +446,11 @@ def _make_expander(keys: tuple[Any, ...]) -> Any:
             f"            v{i} = repr(v{i})",
             "    elif t is tuple:",
             f"        v{i} = _snap(v{i})",
+            "    elif t is frozenset:",  # update_fields of one plain name
+            f"        v{i} = list(v{i})",
         ]  # fmt: skip
     lines.append(f"    return {{{', '.join(f'k{i}: v{i}' for i in range(len(keys)))}}}")
-    source = f"def expand(values, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    source = f"def expand(compact, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
     exec(source, names)  # noqa: S102 - fixed fragments
     if len(_expanders) >= _MAX_PLANS:
         _expanders.clear()

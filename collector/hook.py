@@ -19,7 +19,7 @@ number (the writer turns it into the globally unique event id; ``None`` until a 
 it as its parent's number, and then the writer draws it); ``signal`` and ``sender`` are names, or
 a signal or class the writer has not named yet; ``parent`` is ``None`` or ``(seq, call index)``;
 ``kwargs`` is ``None`` or the captured arguments (``capture.capture_compact``: a dict, or
-``(keys, values)`` of plain values that ``capture.expand`` turns into it); ``extra`` is ``None``
+``(keys, value, ...)`` of plain values that ``capture.expand`` turns into it); ``extra`` is ``None``
 or a tuple of ``(name, seconds, index, is_async, failure)`` for failed and async calls. After the perf-counter ``start``
 come, per sync receiver in order, its name and the time it returned (its duration is the
 difference from the previous mark); a ``None`` name marks a call described in ``extra``. The last

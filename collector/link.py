@@ -94,19 +94,16 @@ def portable(record: Any) -> Any:
 
 
 def portable_all(records: list[Any]) -> list[Any]:
-    """Return the records made portable: ``portable`` each, with the fast path's complete
-    records (named signal and sender, a list) only numbered, inline."""
+    """Make the records portable in place and return the list: ``portable`` each, with the fast
+    path's complete records (named signal and sender, a list) only numbered, inline."""
     seq = hook._seq
-    out = []
-    append = out.append
-    for record in records:
+    for index, record in enumerate(records):
         if type(record) is list and type(record[1]) is str and type(record[2]) is str:
             if record[0] is None:
                 record[0] = next(seq)
-            append(record)
         else:
-            append(portable(record))
-    return out
+            records[index] = portable(record)
+    return records
 
 
 # Settings the writer process cannot do without: if one does not pickle, the thread writes.
