@@ -253,8 +253,9 @@ def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
 # tuple of its _model_parts (tuples and frozensets mean nothing else there: the other handlers
 # give lists); anything else its handler's snapshot. One tuple and no copies: each object a send
 # allocates is one more the shipping thread frees, on another core. ``expand`` (on the writer)
-# makes of it the dict capture_kwargs would have made. A signal tries its last _MAX_SHAPES shapes' plans in
-# turn; a shape seen before but not among them is found again by its key, never made anew.
+# makes of it the dict capture_kwargs would have made. A signal tries its last _MAX_SHAPES shapes'
+# plans in turn; a shape seen before but not among them is found again by its key, never made
+# anew.
 _plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest first
 _plans_get = _plans.get
 _by_shape: dict[tuple[Any, ...], Any] = {}  # shape -> its plan, or False for capture_kwargs
