@@ -124,7 +124,7 @@ def _int(value: Any, depth: int, light: bool) -> Any:
 
 
 def _float(value: Any, depth: int, light: bool) -> Any:
-    """Keep a float; NaN and infinity are not JSON (PostgreSQL rejects them), so they become text."""
+    """Keep a float; NaN and infinity are not JSON (PostgreSQL rejects them): they become text."""
     if type(value) is not float:  # a subclass: its plain value
         value = float(value)
     if value != value or value in (_INF, -_INF):
