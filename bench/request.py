@@ -229,7 +229,7 @@ def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
         {
             "benchmark": "request",
             "case": f"list 500 + save 20, {tag}: application CPU per request, paired windows",
-            "figure": f"{(got['cpu'] - 1) * 100:+.1f}% ± {got['cpu_se'] * 100:.1f} "
+            "figure": f"{(got['cpu'] - 1) * 100:+.1f}% ± {got['cpu_se'] * 100:.1f}% "
             f"(bare {bare * 1000:.2f} ms; {noise})",
             "budget": "<= +3%",
             "pass": got["cpu"] <= 1.03,
@@ -238,7 +238,7 @@ def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
         {
             "benchmark": "request",
             "case": f"the same, {tag}: wall time, paired windows",
-            "figure": f"{(got['wall'] - 1) * 100:+.1f}% ± {got['wall_se'] * 100:.1f}",
+            "figure": f"{(got['wall'] - 1) * 100:+.1f}% ± {got['wall_se'] * 100:.1f}%",
             "budget": "<= +3%",
             "pass": got["wall"] <= 1.03,
         },

@@ -256,9 +256,10 @@ def test_expanders_take_names_as_data_and_are_made_once_per_names() -> None:
     got = capture.expand((keys, *values))
     assert _same(got, capture._expand_any((keys, *values)))
     assert list(got) == list(keys) and got[keys[0]] == "-inf"[1:]
-    assert capture._expanders[keys] is capture._expanders[tuple(k for k in keys)]
-    made = capture._expanders[keys]
-    capture.expand((keys, 1, 2, 3))
-    assert capture._expanders[keys] is made
+    made, count = capture._expanders[keys], len(capture._expanders)
+    equal_keys = tuple(k for k in keys)  # another tuple, equal: a later batch's, unpickled
+    assert equal_keys is not keys
+    assert capture.expand((equal_keys, 1, 2, 3)) == dict(zip(keys, (1, 2, 3), strict=True))
+    assert capture._expanders[keys] is made and len(capture._expanders) == count
     with pytest.raises(ValueError):
         capture.expand((keys, 1, 2))
