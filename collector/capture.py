@@ -239,7 +239,10 @@ def _model_handler(kind: type) -> Any:
 
 
 def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
-    """Return the Snapshot of an instance from its ``_model_parts``."""
+    """Return the Snapshot of an instance from its ``_model_parts``, or of the ``(None, (key,
+    value), ...)`` a plan makes of another Snapshot (a request's method and path)."""
+    if parts[0] is None:
+        return Snapshot(parts[1:])
     out = Snapshot(model=parts[0], pk=parts[1])
     if len(parts) > 2:
         out["username"] = parts[2]
@@ -250,12 +253,13 @@ def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
 # code generated once per shape (argument names in order, value types, and whether the signal is
 # light). Values are kept as they are when immutable and plain (bool, int, float, None, a str up
 # to MAX_REPR, a frozenset of one such str: a save's update_fields); a model instance becomes the
-# tuple of its _model_parts (tuples and frozensets mean nothing else there: the other handlers
-# give lists); anything else its handler's snapshot. One tuple and no copies: each object a send
-# allocates is one more the shipping thread frees, on another core. ``expand`` (on the writer)
-# makes of it the dict capture_kwargs would have made. A signal tries its last _MAX_SHAPES shapes'
-# plans in turn; a shape seen before but not among them is found again by its key, never made
-# anew.
+# tuple of its _model_parts, another Snapshot (a request's) ``(None, (key, value), ...)``; tuples
+# and frozensets mean nothing else there (the other handlers give lists); anything else becomes
+# its handler's snapshot. One tuple and no copies: each object a send allocates is one more the
+# shipping thread frees, on another core; and no Snapshot, so the batch marshals. ``expand`` (on
+# the writer) makes of it the dict capture_kwargs would have made. A signal tries its last
+# _MAX_SHAPES shapes' plans in turn; a shape seen before but not among them is found again by its
+# key, never made anew.
 _plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest first
 _plans_get = _plans.get
 _by_shape: dict[tuple[Any, ...], Any] = {}  # shape -> its plan, or False for capture_kwargs
@@ -357,9 +361,13 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
                 out.append(f"((_l{i}, p{i}) if u{i} is None else (_l{i}, p{i}, _ss(u{i}, 150)))")
             else:
                 out.append(f"(_l{i}, p{i})")
-        else:
+        else:  # a Snapshot made here (a request's environ) as a tuple: marshal writes it
             names[f"_h{i}"] = _handler_for(kind)
-            out.append(f"_h{i}(v{i}, 0, {bool(light)})")
+            names["_S"] = Snapshot
+            lines.append(f"    c{i} = _h{i}(v{i}, 0, {bool(light)})")
+            lines.append(f"    if type(c{i}) is _S:")
+            lines.append(f"        c{i} = (None, *c{i}.items())")
+            out.append(f"c{i}")
     lines.append(f"    return (_keys, {', '.join(out)})")
     exec("def plan(n):\n" + "\n".join(lines) + "\n", names)  # noqa: S102 - fixed fragments
     return names["plan"]

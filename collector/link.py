@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import marshal
 import os
 import pickle
 import socket
@@ -41,13 +42,24 @@ START_TIMEOUT = 60.0  # seconds the writer process may take to set Django up
 HEADER = struct.Struct("!IB")  # payload length, frame kind
 # Frame kinds. To the writer process: the settings (once), a batch, a flush request, stop.
 # From it: ready, a batch done (events taken), a flush done (its token), a live-feed message.
-SETTINGS, BATCH, FLUSH, STOP, READY, DONE, FLUSHED, LIVE = range(8)
+SETTINGS, BATCH, FLUSH, STOP, READY, DONE, FLUSHED, LIVE, MARSHALLED_BATCH = range(9)
 
 
 def send_frame(sock: socket.socket, kind: int, payload: Any) -> None:
     """Write one frame: a header and the pickled payload (blocks while the peer is behind)."""
     data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     sock.sendall(HEADER.pack(len(data), kind) + data)
+
+
+def send_batch(sock: socket.socket, payload: Any) -> None:
+    """Write a BATCH frame, marshalled when it holds only plain values (twice as fast to write
+    as a pickle; both ends run the same interpreter), else pickled."""
+    try:
+        data = marshal.dumps(payload)
+    except ValueError:  # a Snapshot or another object marshal does not write
+        send_frame(sock, BATCH, payload)
+        return
+    sock.sendall(HEADER.pack(len(data), MARSHALLED_BATCH) + data)
 
 
 def recv_frame(sock: socket.socket) -> tuple[int, Any] | None:
@@ -59,6 +71,8 @@ def recv_frame(sock: socket.socket) -> tuple[int, Any] | None:
     body = _recv_exact(sock, size)
     if body is None:
         return None
+    if kind == MARSHALLED_BATCH:
+        return BATCH, marshal.loads(body)
     return kind, pickle.loads(body)  # noqa: S301 - a private socketpair between our own processes
 
 
@@ -231,7 +245,7 @@ class WriterLink:
             return False
         try:
             batch = portable_all(records)
-            send_frame(sock, BATCH, (batch, unheard, self._meta()))
+            send_batch(sock, (batch, unheard, self._meta()))
         except OSError as exc:
             self._lost(f"writer process unreachable: {exc!r}")
             return False

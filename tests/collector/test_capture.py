@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
-from django.db import connection
 
 from collector import capture
 from tests.collector.conftest import Recorded
@@ -99,6 +99,7 @@ _SHAPES: list[dict[str, Any]] = [
     {"cls": User, "seq": [User(pk=6), {"k": "v"}], "t": (1, "two")},
     {f"k{i}": i for i in range(30)},
     {"odd key": 1, "k" * 150: 2},
+    {"environ": {"PATH_INFO": "/a\ud800", "REQUEST_METHOD": "GET"}, "n": 1},
 ]
 
 
@@ -263,3 +264,22 @@ def test_expanders_take_names_as_data_and_are_made_once_per_names() -> None:
     assert capture._expanders[keys] is made and len(capture._expanders) == count
     with pytest.raises(ValueError):
         capture.expand((keys, 1, 2))
+
+
+def test_a_compact_capture_holds_no_snapshot_and_expands_to_snapshots() -> None:
+    """A request's environ and an instance travel as plain tuples (so a batch marshals) and come
+    back as the Snapshots capture_kwargs gives."""
+    import marshal
+
+    from django.core.signals import request_started
+
+    capture.reset_plans()
+    environ = {"PATH_INFO": "/x", "REQUEST_METHOD": "POST", "wsgi.input": object()}
+    for signal, named in ((request_started, {"environ": environ}),
+                          (post_save, {"instance": User(pk=2, username="b"), "created": True})):
+        got = capture.capture_compact(signal, named)
+        assert marshal.loads(marshal.dumps(got)) == got
+        expanded, expected = capture.expand(got), capture.capture_kwargs(signal, named)
+        assert expanded == expected
+        assert [type(v) for v in expanded.values()] == [type(v) for v in expected.values()]
+    assert capture.expand(got)["instance"] == {"model": "auth.User", "pk": 2, "username": "b"}

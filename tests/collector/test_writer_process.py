@@ -327,3 +327,29 @@ print(json.dumps({"answers": len(answers), "done": done, "shipped": shipped,
     assert out["done"] >= out["shipped"], "a flush answers for everything shipped before it"
     assert out["answered"] == out["done"] - out["done_before"] > 1000
     assert 2 <= out["answers"] <= 8, out  # ~40 batches in 2 s (FLUSH_INTERVAL 0.05)
+
+
+def test_a_batch_of_plain_values_is_marshalled_and_one_with_a_snapshot_pickled() -> None:
+    """Both arrive as the BATCH they were, types kept (the writer process reads either)."""
+    import socket
+
+    from collector import link
+    from collector.capture import Snapshot
+
+    ours, theirs = socket.socketpair()
+    try:
+        plain = ([[1, "sig", "sender", "send", "", None, (("a",), 1), None, ("r",), 1.5, 2.5]],
+                 {"unheard": 2}, {"snapshot": {"queue": 0}, "listening": False})
+        with_snapshot = ([[2, "sig", "s", "send", "", None, {"i": Snapshot(model="m", pk=1)}]],
+                         {}, {"snapshot": {}, "listening": True})
+        for payload in (plain, with_snapshot):
+            link.send_batch(ours, payload)
+            kind, got = link.recv_frame(theirs)
+            assert kind == link.BATCH and got == payload
+        assert type(got[0][0][6]["i"]) is Snapshot
+        link.send_batch(ours, plain)
+        head = theirs.recv(link.HEADER.size, socket.MSG_PEEK)
+        assert link.HEADER.unpack(head)[1] == link.MARSHALLED_BATCH
+    finally:
+        ours.close()
+        theirs.close()
