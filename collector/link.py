@@ -42,6 +42,7 @@ START_TIMEOUT = 60.0  # seconds the writer process may take to set Django up
 HEADER = struct.Struct("!IB")  # payload length, frame kind
 # Frame kinds. To the writer process: the settings (once), a batch, a flush request, stop.
 # From it: ready, a batch done (events taken), a flush done (its token), a live-feed message.
+# MARSHALLED_BATCH is a batch written with marshal (send_batch); recv_frame returns it as BATCH.
 SETTINGS, BATCH, FLUSH, STOP, READY, DONE, FLUSHED, LIVE, MARSHALLED_BATCH = range(9)
 
 
