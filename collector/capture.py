@@ -50,6 +50,11 @@ def safe_str(value: Any, limit: int = 2000) -> str:
     return cap(text, limit)
 
 
+def _clean_text(value: str) -> str:
+    """Return a captured non-ASCII string with lone surrogates escaped (cap's last step)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def cap(text: str, limit: int) -> str:
     """Cap text to ``limit`` characters, saying how much was cut; strip lone surrogates."""
     if type(text) is not str:  # a str subclass: keep only its characters
@@ -58,7 +63,7 @@ def cap(text: str, limit: int) -> str:
         text = f"{text[:limit]}… [{len(text) - limit} more]"
     if text.isascii():  # no surrogate possible: skip the round trip (the common case)
         return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _clean_text(text)
 
 
 def _key(key: Any) -> str:
@@ -233,12 +238,12 @@ def _model_handler(kind: type) -> Any:
     parts = _model_parts(kind)
 
     def snapshot(value: Any, depth: int, light: bool) -> dict[str, Any]:
-        return _model_snapshot(parts(value, light))
+        return _snapshot_of(parts(value, light))
 
     return snapshot
 
 
-def _model_snapshot(parts: tuple[Any, ...]) -> Snapshot:
+def _snapshot_of(parts: tuple[Any, ...]) -> Snapshot:
     """Return the Snapshot of an instance from its ``_model_parts``, or of the ``(None, (key,
     value), ...)`` a plan makes of another Snapshot (a request's method and path)."""
     if parts[0] is None:
@@ -320,7 +325,7 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
     items = ", ".join(f"(k{i}, v{i})" for i in range(len(keys)))
     # Names and values reach the code through its namespace only, never as source text.
     names: dict[str, Any] = {"_keys": keys, "_cap": cap, "_M": _MISSING, "_pk": _pk_value,
-                             "_ss": safe_str, "_repr": MAX_REPR}  # fmt: skip
+                             "_ss": safe_str, "_repr": MAX_REPR, "_S": Snapshot}  # fmt: skip
     names.update((f"_k{i}", key) for i, key in enumerate(keys))
     # Keys in the send's order: the same (interned) objects, or else equal.
     same = " or ".join(f"k{i} is not _k{i}" for i in range(len(keys)))
@@ -363,7 +368,6 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
                 out.append(f"(_l{i}, p{i})")
         else:  # a Snapshot made here (a request's environ) as a tuple: marshal writes it
             names[f"_h{i}"] = _handler_for(kind)
-            names["_S"] = Snapshot
             lines.append(f"    c{i} = _h{i}(v{i}, 0, {bool(light)})")
             lines.append(f"    if type(c{i}) is _S:")
             lines.append(f"        c{i} = (None, *c{i}.items())")
@@ -413,7 +417,7 @@ def _expand_any(compact: tuple[Any, ...]) -> dict[str, Any]:
     for key, value in zip(compact[0], compact[1:], strict=True):
         kind = type(value)
         if kind is tuple:
-            value = _model_snapshot(value)
+            value = _snapshot_of(value)
         elif kind is frozenset:  # update_fields of one plain name
             value = list(value)
         elif kind is float:
@@ -422,11 +426,6 @@ def _expand_any(compact: tuple[Any, ...]) -> dict[str, Any]:
             value = _clean_text(value)
         out[key] = value
     return out
-
-
-def _clean_text(value: str) -> str:
-    """Return a captured non-ASCII string with lone surrogates escaped (cap's last step)."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # Writer-side expanders, generated once per argument names (``_make_plan``'s keys), so a record
@@ -439,7 +438,7 @@ def _make_expander(keys: tuple[Any, ...]) -> Any:
     """Return (and remember) the function expanding the values of one argument-name tuple."""
     if type(keys) is not tuple or not 0 < len(keys) <= MAX_ITEMS:
         return _expand_any
-    names: dict[str, Any] = {"_snap": _model_snapshot, "_clean": _clean_text}
+    names: dict[str, Any] = {"_snap": _snapshot_of, "_clean": _clean_text}
     params = []
     lines = [f"    _, {', '.join(f'v{i}' for i in range(len(keys)))} = compact"]
     for i, key in enumerate(keys):
