@@ -8,11 +8,12 @@ request, stored into the same SQLite file (WAL).
 Measured with each writer (``SIGNAL_MONITOR["WRITER"]``), interleaved on and off:
 
 * ``"process"``: the application process's CPU per request (request thread, the thread that
-  ships records, the link's reader) and the wall time, in paired off-on-off windows (with the
-  A/A figure of the two off-windows: the machine's own noise), and requests paced at half the
-  rate one thread serves bare (p50 and mean); the writer process's own CPU per request beside
-  them (it runs on another core, outside the application's GIL). ``bench.request_cost`` counts
-  the same request in instructions (callgrind), which load on the machine does not move;
+  ships records, the link's reader) and the wall time, in long arms served off and on in turn,
+  as totals (``_sustained``: each arm includes the writer's periodic stores into the same
+  database); requests paced at half the rate one thread serves bare (p50 and mean); the writer
+  process's own CPU per request beside them (it runs on another core, outside the application's
+  GIL). ``bench.request_cost`` counts the same request in instructions (callgrind), which load
+  on the machine does not move;
 * ``"thread"``, reported: the CPU per request of the request thread plus the writer thread
   (building and storing the events in the application's interpreter) and the request thread's
   CPU alone (the hook and the kwargs capture).
@@ -147,67 +148,80 @@ def _medians(rounds: list[tuple[float, ...]]) -> list[float]:
     return [statistics.median(column) for column in zip(*rounds, strict=True)]
 
 
-def _sandwiches(client: Any, quick: bool) -> dict[str, Any]:
-    """Time requests in short windows off, off, on, off; return the medians of paired ratios.
+def _sustained(client: Any, quick: bool) -> dict[str, Any]:
+    """Serve requests in long arms, collector off and on in turn; return the ratios of the totals.
 
-    On this shared 2-core machine the speed of one core swings by tens of percent within
-    seconds, so long rounds compared by their medians move by more than the 3% being judged.
-    Each group compares a short on-window with the off-window just before it, and the median
-    over many groups is taken; the two off-windows before it (bare vs bare, an A/A test) show
-    what the machine's noise alone gives. The last off-window is not counted: the writer process
-    is still storing the on-window's events during it.
+    Each arm serves requests for ``SETTLE`` seconds first (not counted: the switch, and the
+    shipping and storing of the other arm's events, which run after it) and then for ``ARM``
+    seconds, counted: long enough to hold the writer's periodic stores (STORE_INTERVAL, 0.5 s),
+    whose SQLite transactions make the application's own writes wait. Short windows (50 ms, as
+    this benchmark used until 2026-11-24) left most of the shipping and all of the storing to the
+    window after them and read about 3% where sustained serving costs 4-6%.
 
-    One window pair's ratio scatters by about ±20% here, so the median of 160 groups still moved
-    by ±2% between runs; 480 groups bring its standard error (bootstrapped, reported as ``cpu_se``
-    and in the figure) to about 0.5%.
+    The figure is the ratio of the totals (CPU or wall per request, on over off), not a median:
+    a rare long wait for the database lock belongs in it. Its standard error is bootstrapped over
+    the pairs of arms; the A/A figure compares the two halves of the off arms (the machine's own
+    drift within one arm).
     """
     import collector
 
-    count, per = (40, 4) if quick else (480, 5)
+    pairs, settle, arm = (4, 0.2, 0.5) if quick else (50, 0.4, 1.5)
 
-    def window(enabled: bool) -> tuple[float, float]:
-        """Serve ``per`` requests; return (wall, application CPU) seconds per request."""
-        (collector.install if enabled else collector.uninstall)()
+    def serve(seconds: float) -> tuple[int, float, float]:
+        """Serve requests for ``seconds``; return (requests, wall, application CPU)."""
         wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(per):
+        served = 0
+        while time.perf_counter() - wall < seconds:
             assert client.get("/catalogue/").status_code == 200
-        return (time.perf_counter() - wall) / per, (time.process_time() - cpu) / per
+            served += 1
+        return served, time.perf_counter() - wall, time.process_time() - cpu
 
     collector.install()
     collector.flush(30)
-    writer0, served = _writer_process_cpu(), 0
-    cpu_ratios, wall_ratios, aa = [], [], []
-    for i in range(count):
-        first, before, during = window(False), window(False), window(True)
-        window(False)
-        served += per
-        wall_ratios.append(during[0] / before[0])
-        cpu_ratios.append(during[1] / before[1])
-        aa.append(before[1] / first[1])
-        if i % 20 == 19:
-            collector.install()
-            collector.flush(30)  # outside the windows: the writer process catches up
+    writer0, served_on = _writer_process_cpu(), 0
+    arms: list[dict[bool, tuple[int, float, float]]] = []
+    halves: list[tuple[tuple[int, float, float], tuple[int, float, float]]] = []
+    for i in range(pairs):
+        got = {}
+        for enabled in (False, True) if i % 2 == 0 else (True, False):
+            (collector.install if enabled else collector.uninstall)()
+            serve(settle)
+            first, second = serve(arm / 2), serve(arm / 2)
+            got[enabled] = (first[0] + second[0], first[1] + second[1], first[2] + second[2])
+            if not enabled:
+                halves.append((first, second))
+        served_on += got[True][0]
+        arms.append(got)
     collector.install()
-    collector.flush(30)
+    collector.flush(60)
+    writer_ms = (_writer_process_cpu() - writer0) / served_on * 1000
+
+    def ratio(sample: list[dict[bool, tuple[int, float, float]]], column: int) -> float:
+        """Return (on per request) / (off per request) over the totals of ``sample``."""
+        on = sum(a[True][column] for a in sample) / sum(a[True][0] for a in sample)
+        off = sum(a[False][column] for a in sample) / sum(a[False][0] for a in sample)
+        return on / off
+
+    def se(column: int) -> float:
+        """Return the bootstrapped standard error of ``ratio`` (fixed seed)."""
+        draw = random.Random(0).choices
+        return statistics.pstdev(ratio(draw(arms, k=len(arms)), column) for _ in range(300))
+
+    aa = [(b[2] / b[0]) / (a[2] / a[0]) for a, b in halves]
     ordered = sorted(aa)
     return {
-        "cpu": statistics.median(cpu_ratios),
-        "cpu_se": _median_se(cpu_ratios),
-        "wall": statistics.median(wall_ratios),
-        "wall_se": _median_se(wall_ratios),
-        "aa": statistics.median(aa),
+        "cpu": ratio(arms, 2),
+        "cpu_se": se(2),
+        "wall": ratio(arms, 1),
+        "wall_se": se(1),
+        "aa": sum(b[2] for _, b in halves) / sum(b[0] for _, b in halves)
+        / (sum(a[2] for a, _ in halves) / sum(a[0] for a, _ in halves)),
         "aa_p10": ordered[len(ordered) // 10],
         "aa_p90": ordered[len(ordered) * 9 // 10],
-        "writer_ms": (_writer_process_cpu() - writer0) / served * 1000,
-        "sandwiches": count,
+        "writer_ms": writer_ms,
+        "pairs": pairs,
+        "requests": sum(a[True][0] + a[False][0] for a in arms),
     }
-
-
-def _median_se(values: list[float], resamples: int = 300) -> float:
-    """Return the bootstrapped standard error of the median of ``values`` (fixed seed)."""
-    draw = random.Random(0).choices
-    medians = [statistics.median(draw(values, k=len(values))) for _ in range(resamples)]
-    return statistics.pstdev(medians)
 
 
 def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
@@ -217,7 +231,7 @@ def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
 
     _use_writer("process")
     bare = statistics.median(_one(client) for _ in range(20))
-    got = _sandwiches(client, quick)
+    got = _sustained(client, quick)
     seconds, rounds = (4.0, 4) if quick else (10.0, 8)
     paced = _paced(client, rate=0.5 / bare, seconds=seconds, rounds=rounds)
     collector.install()
@@ -228,7 +242,7 @@ def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
     return [
         {
             "benchmark": "request",
-            "case": f"list 500 + save 20, {tag}: application CPU per request, paired windows",
+            "case": f"list 500 + save 20, {tag}: application CPU per request, sustained arms",
             "figure": f"{(got['cpu'] - 1) * 100:+.1f}% ± {got['cpu_se'] * 100:.1f}% "
             f"(bare {bare * 1000:.2f} ms; {noise})",
             "budget": "<= +3%",
@@ -237,7 +251,7 @@ def _process_rows(client: Any, quick: bool) -> list[dict[str, Any]]:
         },
         {
             "benchmark": "request",
-            "case": f"the same, {tag}: wall time, paired windows",
+            "case": f"the same, {tag}: wall time, sustained arms",
             "figure": f"{(got['wall'] - 1) * 100:+.1f}% ± {got['wall_se'] * 100:.1f}%",
             "budget": "<= +3%",
             "pass": got["wall"] <= 1.03,

@@ -48,7 +48,7 @@ def _windows(variant: str) -> dict[str, float]:
         pipeline.drain_once = drain_once
     if "nocapture" in variant:
         hook._capture = lambda signal, named: None
-    return request._sandwiches(client, quick=False)
+    return request._sustained(client, quick=False)
 
 
 def _threads() -> dict[str, float]:

@@ -368,7 +368,13 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
                 out.append(f"(_l{i}, p{i})")
         else:  # a Snapshot made here (a request's environ) as a tuple: marshal writes it
             names[f"_h{i}"] = _handler_for(kind)
-            lines.append(f"    c{i} = _h{i}(v{i}, 0, {bool(light)})")
+            if kind is dict:  # request_started's environ (or scope): its parts directly
+                names["_rq"] = _request_parts
+                lines.append(f"    c{i} = _rq(v{i})")
+                lines.append(f"    if c{i} is None:")
+                lines.append(f"        c{i} = _h{i}(v{i}, 0, {bool(light)})")
+            else:
+                lines.append(f"    c{i} = _h{i}(v{i}, 0, {bool(light)})")
             lines.append(f"    if type(c{i}) is _S:")
             lines.append(f"        c{i} = (None, *c{i}.items())")
             out.append(f"c{i}")
@@ -476,9 +482,9 @@ def _call(func: Any) -> Any:
 
 def _mapping(value: dict[Any, Any], depth: int) -> Any:
     """Snapshot a dict (WSGI environ and ASGI scope become method and path)."""
-    if "PATH_INFO" in value or (value.get("type") in ("http", "websocket") and "path" in value):
-        return Snapshot(method=safe_str(value.get("REQUEST_METHOD", value.get("method", "")), 16),
-                        path=request_path_of({"environ": value}))
+    parts = _request_parts(value)
+    if parts is not None:
+        return Snapshot(parts[1:])
     if depth >= MAX_DEPTH:
         return safe_repr(value)
     out: dict[str, Any] = {}
@@ -516,7 +522,31 @@ def request_path_of(named: dict[str, Any]) -> str:
     environ = named.get("environ") or named.get("scope")
     if not isinstance(environ, dict):
         return ""
-    path = environ.get("PATH_INFO", environ.get("path", ""))
+    return _path_text(environ)
+
+
+def _path_text(environ: dict[str, Any]) -> str:
+    """Return the capped path of a WSGI environ (PATH_INFO) or an ASGI scope (path)."""
+    path = environ.get("PATH_INFO", _MISSING)
+    if path is _MISSING:
+        path = environ.get("path", "")
+    if type(path) is str and len(path) <= MAX_REPR and path.isascii():
+        return path  # what cap(str(path)) gives, without the calls
     if isinstance(path, bytes):
         path = path.decode("utf-8", "replace")
     return cap(str(path), MAX_REPR)
+
+
+def _request_parts(value: dict[Any, Any]) -> tuple[Any, ...] | None:
+    """Return a WSGI environ or ASGI scope as ``(None, ("method", ...), ("path", ...))`` (the
+    compact form of its Snapshot), or None for any other mapping."""
+    if "PATH_INFO" not in value and not (
+        value.get("type") in ("http", "websocket") and "path" in value
+    ):
+        return None
+    method = value.get("REQUEST_METHOD", _MISSING)
+    if method is _MISSING:
+        method = value.get("method", "")
+    if not (type(method) is str and len(method) <= 16 and method.isascii()):
+        method = safe_str(method, 16)
+    return (None, ("method", method), ("path", _path_text(value)))

@@ -50,6 +50,7 @@ from django.dispatch import Signal
 from django.dispatch import dispatcher as _dispatcher
 
 from collector import capture, naming, receivers
+from collector.conf import get_config
 
 NO_RECEIVERS = _dispatcher.NO_RECEIVERS
 # Django 6.1 runs asend's sync receivers first, then the async ones in a TaskGroup.
@@ -341,8 +342,6 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
     request_started mutes the context for excluded paths (the dashboard's own pages);
     request_finished is itself muted when its request was, and then lifts the mute.
     """
-    from collector.conf import get_config
-
     cell = _cell()
     was_muted = cell[_MUTED]
     if signal is _request_finished:
@@ -350,10 +349,22 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
             _current.set(_new_cell(get_ident(), cell[1], False, ""))
         return was_muted
     path = capture.request_path_of(named)
-    excluded = get_config()["EXCLUDE_PATHS"]
-    now_muted = bool(path) and any(path.startswith(prefix) for prefix in excluded)
+    now_muted = bool(path) and path.startswith(_excluded_paths())
     _current.set(_new_cell(get_ident(), cell[1], now_muted, path))
     return now_muted
+
+
+# EXCLUDE_PATHS as a tuple for str.startswith, with the config dict it was read from.
+_excluded: list[Any] = [None, ()]
+
+
+def _excluded_paths() -> tuple[str, ...]:
+    """Return SIGNAL_MONITOR["EXCLUDE_PATHS"] as a tuple, read again when the settings change."""
+    config = get_config()
+    if config is not _excluded[0]:
+        _excluded[1] = tuple(str(prefix) for prefix in config["EXCLUDE_PATHS"])
+        _excluded[0] = config
+    return _excluded[1]  # type: ignore[no-any-return]
 
 
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:

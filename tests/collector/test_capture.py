@@ -100,7 +100,33 @@ _SHAPES: list[dict[str, Any]] = [
     {f"k{i}": i for i in range(30)},
     {"odd key": 1, "k" * 150: 2},
     {"environ": {"PATH_INFO": "/a\ud800", "REQUEST_METHOD": "GET"}, "n": 1},
+    {"scope": {"type": "http", "path": "/s", "method": "POST"}, "n": 2},
+    {"environ": {"PATH_INFO": b"/b\xff", "method": "X" * 40}},
 ]
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        ({"PATH_INFO": "/a", "REQUEST_METHOD": "GET", "x": object()},
+         {"method": "GET", "path": "/a"}),
+        ({"type": "http", "path": "/s", "method": "POST"}, {"method": "POST", "path": "/s"}),
+        ({"type": "websocket", "path": "/ws"}, {"method": "", "path": "/ws"}),
+        ({"PATH_INFO": b"/b\xff", "method": "M" * 20}, {"method": "M" * 16 + "… [4 more]",
+                                                        "path": "/b\ufffd"}),
+        ({"PATH_INFO": "p" * 301, "REQUEST_METHOD": 7}, {"method": "7",
+                                                         "path": "p" * 300 + "… [1 more]"}),
+    ],
+)
+def test_a_request_mapping_is_captured_as_its_method_and_path(
+    mapping: dict[str, Any], expected: dict[str, str]
+) -> None:
+    """A WSGI environ or ASGI scope becomes method and path, capped, by either capture."""
+    capture.reset_plans()
+    assert capture.capture_kwargs(post_save, {"environ": mapping}) == {"environ": expected}
+    got = capture.expand(capture.capture_compact(post_save, {"environ": mapping}))
+    assert got == {"environ": expected}
+    assert type(got["environ"]) is capture.Snapshot
 
 
 @pytest.mark.parametrize("named", _SHAPES, ids=range(len(_SHAPES)))
