@@ -60,6 +60,24 @@ def test_ingest_tiny() -> None:
         assert postgres[0]["calls_stored"] == postgres[0]["calls_sent"] > 0
 
 
+def test_request_sustained_arms_measure_both_arms() -> None:
+    """The request benchmark's sustained arms (quick) count requests, CPU and wall in both arms,
+    in the application's SQLite file and in a file of the monitor's own."""
+    code = (
+        "import json, sys; from bench import request_own_db as m; "
+        "sys.stdout.write('@@ROWS@@' + json.dumps(m.run(quick=True)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads(proc.stdout.split("@@ROWS@@", 1)[1])
+    assert set(row) >= KEYS and row["requests"] > 0 and row["pairs"] > 0
+    assert row["cpu"] > 0 and row["wall"] > 0 and row["cpu_se"] >= 0
+    assert row["writer_ms"] > 0  # the writer process stored the on arms' events
+
+
 def test_memory_tiny() -> None:
     growth, steady, drops, sizes = run_tiny("memory")
     assert growth["baseline"] > 0 and growth["peak"] >= growth["baseline"]
