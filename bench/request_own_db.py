@@ -4,7 +4,7 @@ SQLite lets one connection write at a time. When the monitor stores into the app
 file (the default, which ``bench.request``'s budget rows measure), the application's writes wait
 while the writer process's transaction holds the lock: the SQLite busy handler then sleeps 1, 2,
 5, 10 ms... before each retry. This row runs the same sustained arms with ``DATABASE_ALIAS``
-naming a second SQLite file, as docs/operations.md recommends for SQLite.
+naming a second SQLite file, as docs/deployment.md recommends for SQLite.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "benchmark": "request",
             "case": f"the same, {tag}: application CPU / wall",
             "figure": f"{(got['cpu'] - 1) * 100:+.1f}% ± {got['cpu_se'] * 100:.1f}% / "
-            f"{(got['wall'] - 1) * 100:+.1f}% ± {got['wall_se'] * 100:.1f}%",
+            f"{(got['wall'] - 1) * 100:+.1f}% ± {got['wall_se'] * 100:.1f}% (totals "
+            f"{(got['cpu_total'] - 1) * 100:+.1f}% / {(got['wall_total'] - 1) * 100:+.1f}%)",
             "budget": "(reported)",
             "pass": True,
             **{k: round(v, 4) for k, v in got.items()},
