@@ -267,6 +267,9 @@ def _snapshot_of(parts: tuple[Any, ...]) -> Snapshot:
 # key, never made anew.
 _plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest first
 _plans_get = _plans.get
+# id(signal) -> its newest plan, which the hook calls itself (one call less than capture_compact)
+# before falling back to capture_compact when the plan returns None.
+newest: dict[int, Any] = {}
 _by_shape: dict[tuple[Any, ...], Any] = {}  # shape -> its plan, or False for capture_kwargs
 _MAX_PLANS = 512
 _generation = [0]  # bumped by reset_plans
@@ -306,9 +309,11 @@ def _plan_anew(signal: Any, named: dict[str, Any]) -> Any:
     if plans is None:
         if len(_plans) >= _MAX_PLANS:
             _plans.clear()
+            newest.clear()
         _plans[id(signal)] = [plan]
     else:  # a new list: another thread may be iterating the old one
         _plans[id(signal)] = [plan, *(p for p in plans if p is not plan)][:_MAX_SHAPES]
+    newest[id(signal)] = plan
     found = plan(named)
     return found if found is not None else capture_kwargs(signal, named)
 
@@ -403,6 +408,7 @@ def _pk_value(value: Any, pk: Any) -> Any:
 def reset_plans() -> None:
     """Forget the capture functions (the limits they were made with changed)."""
     _generation[0] += 1  # a plan being made meanwhile is not kept
+    newest.clear()
     _plans.clear()
     _by_shape.clear()
 

@@ -102,6 +102,7 @@ _installed = False
 _names_get = naming.receiver_names.get
 _name = naming.receiver_name
 _capture = capture.capture_compact
+_newest_get = capture.newest.get
 _sender_ref = capture.sender_ref
 # Signal._live_receivers' result without its lock in the common case (collector.receivers).
 _live = receivers.live_receivers
@@ -432,7 +433,12 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     slot[0] = parent
     try:
         if named:
-            record[_KWARGS] = _capture(self, named)
+            plan = _newest_get(id(self))
+            try:  # the signal's newest capture plan first: one call less than _capture
+                captured = None if plan is None else plan(named)
+            except BaseException:  # noqa: BLE001 - _capture isolates a hostile value
+                captured = None
+            record[_KWARGS] = captured if captured is not None else _capture(self, named)
         queued = len(_queue)
         if queued < capacity:
             _append(_queue, record)
@@ -499,7 +505,12 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     try:
         record[_EXTRA] = failed
         if named:
-            record[_KWARGS] = _capture(self, named)
+            plan = _newest_get(id(self))
+            try:  # as in send
+                captured = None if plan is None else plan(named)
+            except BaseException:  # noqa: BLE001
+                captured = None
+            record[_KWARGS] = captured if captured is not None else _capture(self, named)
         queued = len(_queue)
         if queued < capacity:
             _append(_queue, record)

@@ -409,3 +409,29 @@ def test_learned_path_failures_and_nesting(recorded: Any) -> None:
     [raised] = plain[-1:]
     assert [c["outcome"] for c in raised["calls"]] == ["ok", "error"]
     assert raised["failure_count"] == 1
+
+
+class _RaisesOnLookup:
+    """Every attribute lookup raises a BaseException (hasattr does not catch it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise KeyboardInterrupt(name)
+
+
+def test_a_value_whose_capture_plan_raises_is_recorded_through_capture_kwargs(
+    recorded: Any,
+) -> None:
+    """The hook calls a signal's newest capture plan itself; when that raises, the send still
+    returns the receiver's response and the event keeps the other arguments."""
+    hostile = Signal()
+    hostile.connect(on_ship)
+    try:
+        for _ in range(3):  # the first send makes the plan, the later ones call it directly
+            responses = hostile.send(sender="x", bad=_RaisesOnLookup(), n=1)
+            assert [r for _, r in responses] == ["shipped"]
+        events = recorded()
+        assert len(events) == 3
+        for event in events:
+            assert event["kwargs"] == {"bad": "<uncapturable _RaisesOnLookup>", "n": 1}
+    finally:
+        hostile.disconnect(on_ship)
