@@ -1,7 +1,7 @@
 """Where the realistic request's added time goes: the request row of bench.request, taken apart.
 
-``python -m bench.request_parts`` (about 5 minutes; not part of ``make bench``) runs the paired
-windows of ``bench.request`` with WRITER="process" in three set-ups, each in a fresh interpreter:
+``python -m bench.request_parts`` (about 12 minutes; not part of ``make bench``) runs the sustained
+arms of ``bench.request`` with WRITER="process" in three set-ups, each in a fresh interpreter:
 
 * ``full``: as the benchmark runs;
 * ``hook``: the hook and the capture only; the writer thread names each record (so the fast path
@@ -30,7 +30,7 @@ SETUPS = {"full": "", "hook": "drop", "hook, no capture": "drop,nocapture"}
 
 
 def _windows(variant: str) -> dict[str, float]:
-    """In this interpreter: set up the catalogue app with ``variant``; return the paired ratios."""
+    """In this interpreter: set up the catalogue app with ``variant``; return the arms' ratios."""
     from bench import request
 
     client = request.setup_catalogue()
