@@ -55,6 +55,7 @@ def setup_catalogue() -> Any:
                    **({"monitor": sqlite("monitor.sqlite3")} if own else {})},
         SIGNAL_MONITOR={"SINKS": ["collector.sinks.DatabaseSink"], "AUTO_INSTALL": False,
                         "WRITER": "thread", "DATABASE_ALIAS": "monitor" if own else "default"},
+        DATABASE_ROUTERS=["collector.routers.MonitorRouter"] if own else [],
     )  # fmt: skip
     from django.core.management import call_command
     from django.test import Client
@@ -149,21 +150,21 @@ def _medians(rounds: list[tuple[float, ...]]) -> list[float]:
 
 
 def _sustained(client: Any, quick: bool) -> dict[str, Any]:
-    """Serve requests in long arms, collector off and on in turn; return the ratios of the totals.
+    """Serve requests in long arms, collector off and on in turn; return the pairs' ratios.
 
-    Each arm serves requests for ``SETTLE`` seconds first (not counted: the switch, and the
-    shipping and storing of the other arm's events, which run after it) and then for ``ARM``
-    seconds, counted: long enough to hold the writer's periodic stores (STORE_INTERVAL, 0.5 s),
-    whose SQLite transactions make the application's own writes wait. Short windows (50 ms, as
-    this benchmark used until 2026-11-24) left most of the shipping and all of the storing to the
-    window after them and read about 3% where sustained serving costs 4-6%.
+    An on arm serves for ``settle`` seconds uncounted (the switch), then for ``arm`` seconds,
+    counted: long enough to hold the writer's periodic stores (STORE_INTERVAL, 0.5 s), whose
+    SQLite transactions make the application's own writes wait. Before an off arm, everything the
+    on arm recorded is stored first (outside the timing), so none of its work lands in the off
+    arm. Short windows (50 ms, as this benchmark used until 2026-11-24) left most of the shipping
+    and all of the storing to the uncounted window after them and read about 3% where sustained
+    serving costs 4-5%.
 
-    Each pair of arms gives one ratio (CPU or wall per request, on over off), over arms long
-    enough that the periodic costs (a store, a wait for the database lock) are inside each; the
-    figure is the median of the pairs' ratios, so a pair whose arms the host slowed unevenly does
-    not move it, with its bootstrapped standard error; the ratio of all the totals is kept beside
-    it (``cpu_total``, ``wall_total``). The A/A figure compares the two halves of the off arms
-    (the machine's own drift within one arm).
+    Each pair of arms gives one ratio (CPU or wall per request, on over off); the figure is the
+    median of the pairs' ratios, so a pair whose arms the host slowed unevenly does not move it,
+    with its bootstrapped standard error; the ratio of all the totals is kept beside it
+    (``cpu_total``, ``wall_total``). The A/A figure compares each off arm's CPU per request with
+    the next one's, the same comparison between arms about 2.6 s apart: the machine's own drift.
     """
     import collector
 
@@ -180,23 +181,24 @@ def _sustained(client: Any, quick: bool) -> dict[str, Any]:
 
     collector.install()
     collector.flush(30)
-    writer0, served_on = _writer_process_cpu(), 0
+    writer0, recorded = _writer_process_cpu(), 0
     arms: list[dict[bool, tuple[int, float, float]]] = []
-    halves: list[tuple[tuple[int, float, float], tuple[int, float, float]]] = []
     for i in range(pairs):
         got = {}
         for enabled in (False, True) if i % 2 == 0 else (True, False):
-            (collector.install if enabled else collector.uninstall)()
-            serve(settle)
-            first, second = serve(arm / 2), serve(arm / 2)
-            got[enabled] = (first[0] + second[0], first[1] + second[1], first[2] + second[2])
-            if not enabled:
-                halves.append((first, second))
-        served_on += got[True][0]
+            if enabled:
+                collector.install()
+            else:
+                collector.flush(30)  # the on arm's events stored before the off arm starts
+                collector.uninstall()
+            settled = serve(settle)[0]
+            got[enabled] = serve(arm)
+            if enabled:  # the writer stores the settling requests' events too
+                recorded += settled + got[True][0]
         arms.append(got)
     collector.install()
     collector.flush(60)
-    writer_ms = (_writer_process_cpu() - writer0) / served_on * 1000
+    writer_ms = (_writer_process_cpu() - writer0) / recorded * 1000
 
     def ratio(pair: dict[bool, tuple[int, float, float]], column: int) -> float:
         """Return (on per request) / (off per request) in one pair of arms."""
@@ -210,7 +212,8 @@ def _sustained(client: Any, quick: bool) -> dict[str, Any]:
 
     cpu = [ratio(pair, 2) for pair in arms]
     wall = [ratio(pair, 1) for pair in arms]
-    aa = sorted((b[2] / b[0]) / (a[2] / a[0]) for a, b in halves)
+    off = [a[False][2] / a[False][0] for a in arms]
+    aa = sorted(later / earlier for earlier, later in zip(off, off[1:], strict=False))
     return {
         "cpu": statistics.median(cpu),
         "cpu_se": _median_se(cpu),

@@ -4,7 +4,8 @@ SQLite lets one connection write at a time. When the monitor stores into the app
 file (the default, which ``bench.request``'s budget rows measure), the application's writes wait
 while the writer process's transaction holds the lock: the SQLite busy handler then sleeps 1, 2,
 5, 10 ms... before each retry. This row runs the same sustained arms with ``DATABASE_ALIAS``
-naming a second SQLite file, as docs/deployment.md recommends for SQLite.
+naming a second SQLite file and ``collector.routers.MonitorRouter`` installed, as
+docs/deployment.md recommends for SQLite.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     client = request.setup_catalogue()
     request._use_writer("process")
     got = request._sustained(client, quick)
+    from django.db import connections
+
+    from collector.models import Event
+
+    with connections["default"].cursor() as cursor:
+        tables = connections["default"].introspection.table_names(cursor)
+    got["events_in_monitor"] = Event.objects.using("monitor").count()
+    got["collector_tables_in_default"] = sum(t.startswith("signals_collector") for t in tables)
     tag = "WRITER='process', own SQLite file"
     return [
         {

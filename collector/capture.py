@@ -284,6 +284,8 @@ def capture_compact(signal: Any, named: dict[str, Any]) -> Any:
             for plan in plans:
                 found = plan(named)
                 if found is not None:
+                    if plan is not plans[0]:  # the hook tries this one first from now on
+                        newest[id(signal)] = plan
                     return found
         return _plan_anew(signal, named)
     except BaseException:  # noqa: BLE001 - a hostile value: capture_kwargs isolates it

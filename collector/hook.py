@@ -355,17 +355,18 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
     return now_muted
 
 
-# EXCLUDE_PATHS as a tuple for str.startswith, with the config dict it was read from.
-_excluded: list[Any] = [None, ()]
+# (the config dict, its EXCLUDE_PATHS as a tuple for str.startswith), replaced as one value.
+_excluded: list[tuple[Any, tuple[str, ...]]] = [(None, ())]
 
 
 def _excluded_paths() -> tuple[str, ...]:
     """Return SIGNAL_MONITOR["EXCLUDE_PATHS"] as a tuple, read again when the settings change."""
     config = get_config()
-    if config is not _excluded[0]:
-        _excluded[1] = tuple(str(prefix) for prefix in config["EXCLUDE_PATHS"])
-        _excluded[0] = config
-    return _excluded[1]  # type: ignore[no-any-return]
+    seen, prefixes = _excluded[0]
+    if config is not seen:
+        prefixes = tuple(str(prefix) for prefix in config["EXCLUDE_PATHS"])
+        _excluded[0] = (config, prefixes)
+    return prefixes
 
 
 def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:

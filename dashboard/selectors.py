@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Left, Right
 from django.dispatch import Signal
@@ -763,6 +763,7 @@ def known_hosts(*, start: datetime | None = None) -> list[str]:
     A loose index scan (one index seek per host on the events' host index), not a DISTINCT
     over every stored event.
     """
+    connection = connections[Event.objects.db]  # the monitor's database (collector.routers)
     table = connection.ops.quote_name(Event._meta.db_table)
     sql = (
         f"WITH RECURSIVE hosts(host) AS (SELECT MIN(host) FROM {table} UNION ALL "

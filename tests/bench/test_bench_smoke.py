@@ -73,9 +73,10 @@ def test_request_sustained_arms_measure_both_arms() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads(proc.stdout.split("@@ROWS@@", 1)[1])
-    assert set(row) >= KEYS and row["requests"] > 0 and row["pairs"] > 0
-    assert row["cpu"] > 0 and row["wall"] > 0 and row["cpu_se"] >= 0
-    assert row["writer_ms"] > 0  # the writer process stored the on arms' events
+    assert set(row) >= KEYS and row["pairs"] == 4
+    assert row["writer_ms"] > 0  # the writer process stored the on arms' events...
+    assert row["events_in_monitor"] > 0  # ...in the monitor's own file, through the router
+    assert row["collector_tables_in_default"] == 0
 
 
 def test_memory_tiny() -> None:

@@ -309,3 +309,18 @@ def test_a_compact_capture_holds_no_snapshot_and_expands_to_snapshots() -> None:
         assert expanded == expected
         assert [type(v) for v in expanded.values()] == [type(v) for v in expected.values()]
     assert capture.expand(got)["instance"] == {"model": "auth.User", "pk": 2, "username": "b"}
+
+
+def test_the_newest_plan_follows_the_shape_a_signal_sends_and_resets_with_the_plans() -> None:
+    """capture.newest (which the hook calls first) holds the plan that matched last, and is
+    cleared with the plans."""
+    capture.reset_plans()
+    one, other = {"n": 1}, {"s": "x", "n": 2}
+    capture.capture_compact(post_save, one)
+    first = capture.newest[id(post_save)]
+    capture.capture_compact(post_save, other)
+    assert capture.newest[id(post_save)] is not first
+    capture.capture_compact(post_save, one)  # an older plan matches: it becomes the newest
+    assert capture.newest[id(post_save)] is first
+    capture.reset_plans()
+    assert not capture.newest

@@ -423,12 +423,20 @@ def test_a_value_whose_capture_plan_raises_is_recorded_through_capture_kwargs(
 ) -> None:
     """The hook calls a signal's newest capture plan itself; when that raises, the send still
     returns the receiver's response and the event keeps the other arguments."""
+    from collector import capture, hook
+
     hostile = Signal()
     hostile.connect(on_ship)
     try:
+        _learned(hostile)  # the fast path's signal from now on
+        recorded()  # (forget the learning sends)
+        from collector.sinks import clear_memory
+
+        clear_memory()
         for _ in range(3):  # the first send makes the plan, the later ones call it directly
             responses = hostile.send(sender="x", bad=_RaisesOnLookup(), n=1)
             assert [r for _, r in responses] == ["shipped"]
+        assert hostile in hook._known and id(hostile) in capture.newest
         events = recorded()
         assert len(events) == 3
         for event in events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
@@ -39,6 +40,18 @@ def test_the_router_sends_queries_to_the_alias_through_django() -> None:
         SIGNAL_MONITOR={"DATABASE_ALIAS": "monitor"},
     ):
         assert Event.objects.all().db == "monitor"
-        assert Event.objects.filter(signal="x")._db is None  # chosen by the router, not pinned
         assert User.objects.all().db == "default"
     assert Event.objects.all().db == "default"
+
+
+def test_the_dashboards_raw_sql_follows_the_router() -> None:
+    """known_hosts (a raw recursive query) runs on the routed alias, not on ``default``."""
+    from django.utils.connection import ConnectionDoesNotExist
+
+    from dashboard.selectors import known_hosts
+
+    with override_settings(
+        DATABASE_ROUTERS=["collector.routers.MonitorRouter"],
+        SIGNAL_MONITOR={"DATABASE_ALIAS": "not_configured"},
+    ), pytest.raises(ConnectionDoesNotExist):
+        known_hosts()
