@@ -43,6 +43,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 hint=f"The default is {DEFAULTS[setting]}.",
                 id="signals_collector.E002",
             ))
+    alias = config["DATABASE_ALIAS"]
+    if alias not in settings.DATABASES:
+        messages.append(Error(
+            f"SIGNAL_MONITOR['DATABASE_ALIAS'] is {alias!r}, which is not in DATABASES.",
+            hint=f"Use one of {', '.join(map(repr, settings.DATABASES))}, or add {alias!r} to "
+            "DATABASES (a SQLite file of the monitor's own: docs/deployment.md).",
+            id="signals_collector.E006",
+        ))
     for name, rate in dict(config["SAMPLE_RATES"]).items():
         if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             messages.append(Error(

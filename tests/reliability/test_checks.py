@@ -85,6 +85,15 @@ class MyRedactor(__import__("collector.processors").processors.RedactProcessor):
     """A project's own redaction, built on the shipped one."""
 
 
+def test_a_database_alias_missing_from_databases_is_an_error() -> None:
+    """E006: the writer, the dashboard (through MonitorRouter) and migrate need the alias."""
+    with override_settings(SIGNAL_MONITOR={"DATABASE_ALIAS": "monitr"}):
+        ids = [m.id for m in collector_checks.check_settings()]
+    assert ids == ["signals_collector.E006"]
+    with override_settings(SIGNAL_MONITOR={"DATABASE_ALIAS": "default"}):
+        assert collector_checks.check_settings() == []
+
+
 def test_retention_settings_must_be_sane() -> None:
     assert collector_checks.check_retention() == []
     bad = {"MAX_AGE_DAYS": -1, "PRUNE_INTERVAL": "often", "PRUNE_BATCH_SIZE": 0}
