@@ -24,8 +24,14 @@ IN_MEMORY = "channels.layers.InMemoryChannelLayer"
 
 PRELUDE = """
 import asyncio, json, os, signal, sys, threading, time
+import sqlite3
 import django
 from django.conf import settings
+
+if DB != ":memory:":  # WAL set once, before two connections (migrate's, the writer's) race to
+    wal = sqlite3.connect(DB)  # switch a new file to it ("database is locked")
+    wal.execute("PRAGMA journal_mode=WAL")
+    wal.close()
 
 settings.configure(
     SECRET_KEY="x", USE_TZ=True,
