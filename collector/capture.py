@@ -268,7 +268,7 @@ def _snapshot_of(parts: tuple[Any, ...]) -> Snapshot:
 _plans: dict[int, list[Any]] = {}  # id(signal) -> its recent plans, newest first
 _plans_get = _plans.get
 # id(signal) -> its newest plan, which the hook calls itself (one call less than capture_compact)
-# before falling back to capture_compact when the plan returns None.
+# before falling back to capture_compact when the plan returns None or raises.
 newest: dict[int, Any] = {}
 _by_shape: dict[tuple[Any, ...], Any] = {}  # shape -> its plan, or False for capture_kwargs
 _MAX_PLANS = 512
@@ -492,7 +492,7 @@ def _mapping(value: dict[Any, Any], depth: int) -> Any:
     """Snapshot a dict (WSGI environ and ASGI scope become method and path)."""
     parts = _request_parts(value)
     if parts is not None:
-        return Snapshot(parts[1:])
+        return _snapshot_of(parts)
     if depth >= MAX_DEPTH:
         return safe_repr(value)
     out: dict[str, Any] = {}
