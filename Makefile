@@ -29,13 +29,24 @@ endef
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
-venv: $(VENV)/.requirements.stamp  ## create .venv (Python >= 3.12) with requirements.txt installed
+venv: $(VENV)/.requirements.stamp $(VENV)/.speedups.stamp  ## create .venv (Python >= 3.12) with requirements.txt installed
+
+# The optional C accelerator of the capture plans (collector/_speedups.c), built in place for the
+# venv's interpreter; .venv52 uses the same interpreter, so the same build. Without a compiler the
+# script says so and the collector's pure-Python plans are used.
+$(VENV)/.speedups.stamp: collector/_speedups.c scripts/build_speedups.sh $(VENV)/.requirements.stamp
+	@scripts/build_speedups.sh $(VENV)/bin/python
+	@touch $@
+
+$(VENV52)/.speedups.stamp: collector/_speedups.c scripts/build_speedups.sh $(VENV52)/.requirements.stamp
+	@scripts/build_speedups.sh $(VENV52)/bin/python
+	@touch $@
 
 $(VENV)/.requirements.stamp: requirements.txt scripts/make_venv.sh
 	@scripts/make_venv.sh $(VENV) requirements.txt
 	@touch $@
 
-venv52: $(VENV52)/.requirements.stamp  ## create .venv52: the same requirements with Django 5.2 LTS
+venv52: $(VENV52)/.requirements.stamp $(VENV52)/.speedups.stamp  ## create .venv52: the same requirements with Django 5.2 LTS
 
 $(VENV52)/.requirements.stamp: requirements.txt scripts/make_venv.sh
 	@scripts/make_venv.sh $(VENV52) requirements.txt $(DJANGO52)
@@ -58,7 +69,7 @@ test-52: venv52  ## the suite on Django 5.2 LTS only
 system:  ## install (apt-get, as root) and start what the tests use: Chromium, Redis, PostgreSQL
 	@scripts/system_deps.sh
 
-$(VENV)/.bench.stamp: $(VENV)/.requirements.stamp $(wildcard bench/requirements.txt)
+$(VENV)/.bench.stamp: $(VENV)/.requirements.stamp $(VENV)/.speedups.stamp $(wildcard bench/requirements.txt)
 	@if [ -f bench/requirements.txt ]; then $(VENV)/bin/python -m pip install --disable-pip-version-check -q -r bench/requirements.txt; fi
 	@touch $@
 
@@ -85,4 +96,4 @@ clean:  ## remove build output and test artifacts
 	find . -name __pycache__ -not -path './.venv*' -prune -exec rm -rf {} +
 
 distclean: clean  ## also remove the virtualenvs and local databases
-	rm -rf $(VENV) $(VENV52) db.sqlite3* test_db.sqlite3*
+	rm -rf $(VENV) $(VENV52) db.sqlite3* test_db.sqlite3* collector/_speedups*.so

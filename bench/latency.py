@@ -9,7 +9,7 @@ run ``bench.latency.agent``, which sends the workload of bench._data when told o
 Each row of the live feed carries ``data-ts``, the event's wall-clock time taken at ``send()``;
 a MutationObserver in the page records ``Date.now() - data-ts`` for every row added, and 19
 plain websocket clients (the ``websockets`` package, logged in with a staff session cookie)
-record the same at the moment each frame arrives. The collector's FLUSH_INTERVAL (0.05 s by
+record the same at the moment each frame arrives. The collector's FLUSH_INTERVAL (0.1 s by
 default) and the consumer's frame interval (0.1 s) bound what can be reached; the default
 configuration is always measured with both layers, and the full run adds the browser alone (the
 cost of the intervals without the other viewers) and the old default FLUSH_INTERVAL of 0.2 s.

@@ -6,6 +6,7 @@ process): instances, requests and users become small dicts of strings and number
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.db.models.query import QuerySet
@@ -18,6 +19,14 @@ MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
 _MISSING = object()
+# The C accelerator's plan type (collector/_speedups.c, built by `make venv`), or None: the plans
+# are then Python code generated per shape. SIGNAL_MONITOR_PURE_PYTHON=1 turns it off.
+try:
+    if os.environ.get("SIGNAL_MONITOR_PURE_PYTHON") == "1":
+        raise ImportError("turned off by SIGNAL_MONITOR_PURE_PYTHON")
+    from collector._speedups import Plan as CPlan
+except ImportError:
+    CPlan = None
 
 
 class Snapshot(dict):  # type: ignore[type-arg]
@@ -339,6 +348,10 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
     lines = [f"    if len(n) != {len(keys)}:", "        return None",
              f"    {items}, = n.items()",
              f"    if ({same}) and tuple(n) != _keys:", "        return None"]  # fmt: skip
+    if CPlan is not None:
+        c_plan = _c_plan(keys, kinds, light)
+        if c_plan is not None:
+            return c_plan
     checks = " or ".join(f"type(v{i}) is not _t{i}" for i in range(len(keys)))
     lines += [f"    if {checks}:", "        return None"]
     out = []
@@ -388,6 +401,37 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
     lines.append(f"    return (_keys, {', '.join(out)})")
     exec("def plan(n):\n" + "\n".join(lines) + "\n", names)  # noqa: S102 - fixed fragments
     return names["plan"]
+
+
+def _c_plan(keys: tuple[str, ...], kinds: list[type], light: bool) -> Any:
+    """Return the C accelerator's plan for this shape (what ``_make_plan``'s code does), or None
+    when a value's kind needs a handler only the generated code calls."""
+    from django.db.models import Model
+
+    ops: list[int] = []
+    extras: list[Any] = []
+    for kind in kinds:
+        extra: Any = None
+        if kind is bool or kind is int or kind is float or kind is type(None):
+            op = 0
+        elif kind is str:
+            op = 1
+        elif isinstance(kind, type) and issubclass(kind, Model):
+            meta: Any = kind._meta  # type: ignore[attr-defined]
+            username = getattr(kind, "USERNAME_FIELD", None)
+            op, extra = 2, (
+                meta.label, meta.pk.attname if meta.pk is not None else None,
+                username if type(username) is str and not light else None,
+            )  # fmt: skip
+        elif kind is frozenset:
+            op, extra = 3, (_handler_for(kind), bool(light))
+        else:
+            return None
+        ops.append(op)
+        extras.append(extra)
+    assert CPlan is not None
+    return CPlan(keys, tuple(kinds), tuple(ops), tuple(extras), _pk_value, cap, safe_str,
+                 _MISSING, MAX_REPR)  # fmt: skip
 
 
 def _pk_value(value: Any, pk: Any) -> Any:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install (Debian packages, as root) and start what the test suite uses: Chromium for the browser
-# tests, Redis and PostgreSQL for the scale-out tests. Idempotent: installed packages and running
+# tests, Redis and PostgreSQL for the scale-out tests, gcc for the C accelerator. Idempotent: installed packages and running
 # services are left alone. Without root, missing packages are reported and the tests that need them
 # fail under CI=true (and are skipped with a reason elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(chromium redis-server postgresql)
+packages=(chromium redis-server postgresql gcc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -82,6 +82,25 @@ print(json.dumps({
 }))
 """
 
+RECORD_WITH_THE_C_PLAN = """
+import json
+import collector
+from django.contrib.auth.models import User
+from django.db.models.signals import post_save
+from collector import capture
+from collector.models import Event
+
+post_save.connect(lambda **kwargs: None, sender=User, weak=False)
+User.objects.create_user("bob", password="not-a-secret")
+collector.flush(timeout=10)
+plan = capture.newest[id(post_save)]
+events = Event.objects.filter(signal="django.db.models.signals.post_save")
+print(json.dumps({
+    "plan": f"{type(plan).__module__}.{type(plan).__qualname__}",
+    "usernames": sorted(e.kwargs["instance"]["username"] for e in events),
+}))
+"""
+
 
 def run(args: list[str | Path], cwd: Path, env: dict[str, str]) -> str:
     """Run a command; fail the test with its output if it exits non-zero; return stdout."""
@@ -118,6 +137,8 @@ def test_wheel_contents(wheel: Path) -> None:
         "collector/__init__.py",
         "collector/py.typed",
         "collector/migrations/0001_initial.py",
+        "collector/_speedups.c",
+        "collector/speedups_build.py",
         "dashboard/__init__.py",
         "dashboard/py.typed",
         f"dashboard/static/{HTMX}",
@@ -125,7 +146,7 @@ def test_wheel_contents(wheel: Path) -> None:
     ]:
         assert required in names
     assert not [n for n in names if n.startswith(("config/", "demo/", "tests/", "bench/"))]
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".so"))]
 
 
 def test_wheel_records_signals_of_a_new_project(wheel: Path, tmp_path: Path) -> None:
@@ -157,3 +178,11 @@ def test_wheel_records_signals_of_a_new_project(wheel: Path, tmp_path: Path) -> 
     assert result["collector_file"].startswith(str(venv))
     assert result["post_save_senders"] == ["auth.User"]
     assert result["receiver_counts"] == [1]
+
+    # The C accelerator, built in the installed package, takes the same send.
+    built = run([python, "-m", "collector.speedups_build"], cwd=project, env=env)
+    assert "built" in built and str(venv) in built, built
+    output = run([*manage, "shell", "-v", "0", "-c", RECORD_WITH_THE_C_PLAN], cwd=project,
+                 env=env)  # fmt: skip
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result == {"plan": "collector._speedups.Plan", "usernames": ["alice", "bob"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -324,3 +325,121 @@ def test_the_newest_plan_follows_the_shape_a_signal_sends_and_resets_with_the_pl
     assert capture.newest[id(post_save)] is first
     capture.reset_plans()
     assert not capture.newest
+
+
+@pytest.fixture(params=["c", "python"])
+def plan_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run a test with the C accelerator's plans and with the generated Python plans."""
+    if request.param == "python":
+        monkeypatch.setattr(capture, "CPlan", None)
+    elif capture.CPlan is None:  # make venv builds it; CI must have it
+        if os.environ.get("CI"):
+            pytest.fail("collector._speedups is not built (scripts/build_speedups.sh)")
+        pytest.skip("collector._speedups is not built (scripts/build_speedups.sh)")
+    capture.reset_plans()
+    yield request.param
+    capture.reset_plans()
+
+
+def _plan_shapes() -> list[dict[str, Any]]:
+    """Shapes the C plans take (plain values, text, instances, frozensets), edge values."""
+    partial = User(pk=11)
+    del partial.__dict__["username"]  # not loaded: no username in the capture
+    odd_pk = User(username="pk as text")
+    odd_pk.__dict__["id"] = "12"  # a pk of an unusual type goes through _pk_value
+    no_pk = User(username="nopk")
+    del no_pk.__dict__["id"]  # the pk's attname missing: _pk_value reads value.pk
+    return [
+        *(s for s in _SHAPES if all(
+            type(v) in (bool, int, float, str, frozenset, type(None)) or isinstance(v, User)
+            for v in s.values()
+        )),
+        {"instance": partial, "raw": False, "using": "default", "update_fields": None},
+        {"instance": odd_pk, "created": True},
+        {"instance": no_pk},
+        {"user": User(pk=13, username="\ud800" * 200), "text": "", "flag": False},
+        {"a": frozenset({"x" * 300}), "b": frozenset({"x" * 301}), "c": frozenset({b"x"})},
+    ]
+
+
+@pytest.mark.parametrize("light", [False, True])
+def test_the_c_plans_give_what_the_generated_python_plans_give(
+    light: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For every shape the accelerator takes, its plan returns what the Python code returns
+    (values and their types), on the shape and on dicts that do not have it."""
+    if capture.CPlan is None:
+        if os.environ.get("CI"):
+            pytest.fail("collector._speedups is not built (scripts/build_speedups.sh)")
+        pytest.skip("collector._speedups is not built (scripts/build_speedups.sh)")
+    shapes = _plan_shapes()
+    for named in shapes:
+        keys, kinds = tuple(named), [type(v) for v in named.values()]
+        c_plan = capture._make_plan(keys, kinds, light)
+        with monkeypatch.context() as patch:
+            patch.setattr(capture, "CPlan", None)
+            py_plan = capture._make_plan(keys, kinds, light)
+        if py_plan is False:  # too many or unusual keys: capture_kwargs takes it, either way
+            assert c_plan is False, named
+            continue
+        assert type(c_plan) is capture.CPlan, named
+        for sent in [named, *shapes, dict(reversed(list(named.items()))), {**named, "x": 1},
+                     {"".join(k): v for k, v in named.items()}]:  # equal keys, not identical
+            assert _same(c_plan(sent), py_plan(sent)), (named, sent)
+
+
+def test_a_pk_whose_text_raises_is_captured_alike_by_both_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pk of an unusual type whose str() raises a BaseException goes through _pk_value from
+    either plan: its placeholder text, nothing raised into the send."""
+    if capture.CPlan is None:
+        pytest.skip("collector._speedups is not built")
+
+    class _Pk:
+        def __str__(self) -> str:
+            raise _Boom("str")
+
+        __repr__ = __str__
+
+    user = User(username="x")
+    user.__dict__["id"] = _Pk()
+    c_plan = capture._make_plan(("instance",), [User], False)
+    monkeypatch.setattr(capture, "CPlan", None)
+    py_plan = capture._make_plan(("instance",), [User], False)
+    assert type(c_plan) is not type(py_plan)
+    got = _call(c_plan, {"instance": user})
+    assert got == _call(py_plan, {"instance": user})
+    assert got == (("instance",), ("auth.User", f"<unprintable {_Pk.__qualname__}>", "x"))
+
+
+def _call(plan: Any, named: dict[str, Any]) -> Any:
+    """Return a plan's result, or the type of what it raised."""
+    try:
+        return plan(named)
+    except BaseException as exc:  # noqa: BLE001
+        return type(exc)
+
+
+@pytest.mark.parametrize("named", _SHAPES, ids=range(len(_SHAPES)))
+def test_either_plan_kind_expands_to_what_capture_kwargs_gives(
+    named: dict[str, Any], plan_kind: str
+) -> None:
+    """The compact capture, with C or with Python plans, means what capture_kwargs gives."""
+    expected = capture.capture_kwargs(post_save, named)
+    for _ in range(2):
+        assert _same(capture.expand(capture.capture_compact(post_save, named)), expected)
+
+
+def test_the_hook_uses_the_c_plan_when_it_is_built(plan_kind: str, recorded: Recorded) -> None:
+    """A save's capture goes through the accelerator's plan when it is built (and the Python
+    plan when it is not), and is recorded the same."""
+    post_save.connect(_noop, sender=User, weak=False)
+    try:
+        User.objects.create(username="planned")
+    finally:
+        post_save.disconnect(_noop, sender=User)
+    plan = capture.newest[id(post_save)]
+    assert (type(plan) is capture.CPlan) == (plan_kind == "c")
+    (event,) = recorded(signal="django.db.models.signals.post_save")
+    assert event["kwargs"]["instance"]["username"] == "planned"

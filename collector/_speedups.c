@@ -1,0 +1,387 @@
+/* Optional C accelerator for collector.capture: the capture plan of one kwargs shape.
+ *
+ * ``Plan(keys, kinds, extras, pk_value, cap, safe_str, missing, max_repr)`` is a callable that
+ * does exactly what the Python code ``capture._make_plan`` generates for the same shape, for
+ * shapes whose values are plain (None, bool, int, float), text, a model instance or a frozenset
+ * (a save's ``update_fields``). Called with a send's kwargs dict, it returns
+ * ``(keys, value, ...)``, or None when the dict does not have the shape. Python code it calls
+ * (``pk_value``, ``cap``, ``safe_str``, a frozenset's handler) and Python-level attribute reads
+ * (``instance.__dict__``) are the same as the generated code's, so both give equal results and
+ * raise the same exceptions. Built by ``make venv`` (scripts/build_speedups.sh); without it the
+ * generated Python code is used.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+enum { OP_PLAIN = 0, OP_STR = 1, OP_MODEL = 2, OP_FROZENSET = 3 };
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Py_ssize_t n;
+    PyObject *keys;     /* tuple of str: the shape's argument names, in order */
+    PyObject *kinds;    /* tuple of types: each value's exact type */
+    int *ops;           /* per value: OP_* */
+    PyObject *extras;   /* tuple: per value, None or what its op needs (see plan_new) */
+    PyObject *pk_value; /* capture._pk_value(value, pk) */
+    PyObject *cap;      /* capture.cap(text, limit) */
+    PyObject *safe_str; /* capture.safe_str(value, limit) */
+    PyObject *missing;  /* capture._MISSING */
+    PyObject *max_repr; /* int: MAX_REPR when the plan was made */
+    Py_ssize_t max_repr_n;
+    PyObject *limit150; /* int 150: safe_str's limit for a username */
+    PyObject *zero;     /* int 0: a handler's depth */
+} PlanObject;
+
+static PyObject *dict_name; /* "__dict__" */
+
+static int
+plan_traverse(PlanObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keys);
+    Py_VISIT(self->kinds);
+    Py_VISIT(self->extras);
+    Py_VISIT(self->pk_value);
+    Py_VISIT(self->cap);
+    Py_VISIT(self->safe_str);
+    Py_VISIT(self->missing);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int
+plan_clear(PlanObject *self)
+{
+    Py_CLEAR(self->keys);
+    Py_CLEAR(self->kinds);
+    Py_CLEAR(self->extras);
+    Py_CLEAR(self->pk_value);
+    Py_CLEAR(self->cap);
+    Py_CLEAR(self->safe_str);
+    Py_CLEAR(self->missing);
+    Py_CLEAR(self->max_repr);
+    Py_CLEAR(self->limit150);
+    Py_CLEAR(self->zero);
+    return 0;
+}
+
+static void
+plan_dealloc(PlanObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    plan_clear(self);
+    PyMem_Free(self->ops);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* A model instance as (label, pk) or (label, pk, username); extra = (label, attname, username). */
+static PyObject *
+capture_model(PlanObject *self, PyObject *value, PyObject *extra)
+{
+    PyObject *label = PyTuple_GET_ITEM(extra, 0);
+    PyObject *attname = PyTuple_GET_ITEM(extra, 1);
+    PyObject *username = PyTuple_GET_ITEM(extra, 2);
+    PyObject *pk, *user = NULL, *result;
+    PyObject *d = NULL;
+    if (attname != Py_None || username != Py_None) {
+        d = PyObject_GetAttr(value, dict_name);
+        if (d == NULL)
+            return NULL;
+        if (!PyDict_Check(d)) { /* what the generated code's d.get would do: call it */
+            Py_DECREF(d);
+            PyErr_SetString(PyExc_TypeError, "__dict__ is not a dict");
+            return NULL;
+        }
+    }
+    if (attname == Py_None) {
+        pk = Py_NewRef(Py_None);
+    }
+    else {
+        pk = PyDict_GetItemWithError(d, attname);
+        if (pk == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(d);
+                return NULL;
+            }
+            pk = self->missing;
+        }
+        Py_INCREF(pk);
+        if (!(pk == Py_None || PyLong_CheckExact(pk))) {
+            PyObject *fixed = PyObject_CallFunctionObjArgs(self->pk_value, value, pk, NULL);
+            Py_DECREF(pk);
+            if (fixed == NULL) {
+                Py_DECREF(d);
+                return NULL;
+            }
+            pk = fixed;
+        }
+    }
+    if (username != Py_None) {
+        user = PyDict_GetItemWithError(d, username);
+        if (user == NULL && PyErr_Occurred()) {
+            Py_DECREF(d);
+            Py_DECREF(pk);
+            return NULL;
+        }
+        Py_XINCREF(user); /* borrowed from the instance's dict, which safe_str could change */
+    }
+    Py_XDECREF(d);
+    if (user == NULL || user == Py_None) {
+        result = PyTuple_Pack(2, label, pk);
+    }
+    else {
+        PyObject *text = PyObject_CallFunctionObjArgs(self->safe_str, user, self->limit150, NULL);
+        if (text == NULL) {
+            Py_DECREF(user);
+            Py_DECREF(pk);
+            return NULL;
+        }
+        result = PyTuple_Pack(3, label, pk, text);
+        Py_DECREF(text);
+    }
+    Py_XDECREF(user);
+    Py_DECREF(pk);
+    return result;
+}
+
+/* update_fields: one plain field name kept as the frozenset, else the handler's capture;
+ * extra = (handler, light). */
+static PyObject *
+capture_frozenset(PlanObject *self, PyObject *value, PyObject *extra)
+{
+    if (PySet_GET_SIZE(value) == 1) {
+        PyObject *it = PyObject_GetIter(value);
+        if (it == NULL)
+            return NULL;
+        PyObject *field = PyIter_Next(it);
+        Py_DECREF(it);
+        if (field == NULL && PyErr_Occurred())
+            return NULL;
+        int plain = field != NULL && PyUnicode_CheckExact(field)
+            && PyUnicode_GET_LENGTH(field) <= self->max_repr_n && PyUnicode_IS_ASCII(field);
+        Py_XDECREF(field);
+        if (plain)
+            return Py_NewRef(value);
+    }
+    return PyObject_CallFunctionObjArgs(
+        PyTuple_GET_ITEM(extra, 0), value, self->zero, PyTuple_GET_ITEM(extra, 1), NULL);
+}
+
+static PyObject *
+plan_call(PlanObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "a plan takes one argument, the kwargs dict");
+        return NULL;
+    }
+    PyObject *named = args[0];
+    if (!PyDict_Check(named)) {
+        PyErr_SetString(PyExc_TypeError, "a plan takes a dict");
+        return NULL;
+    }
+    Py_ssize_t n = self->n;
+    if (PyDict_GET_SIZE(named) != n)
+        Py_RETURN_NONE;
+    PyObject *keys = self->keys;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0, i = 0;
+    int keys_same = 1, types_same = 1;
+    while (PyDict_Next(named, &pos, &key, &value)) {
+        if (i >= n)
+            Py_RETURN_NONE; /* the dict changed size meanwhile */
+        if (key != PyTuple_GET_ITEM(keys, i))
+            keys_same = 0;
+        if ((PyObject *)Py_TYPE(value) != PyTuple_GET_ITEM(self->kinds, i))
+            types_same = 0;
+        i++;
+    }
+    if (i != n)
+        Py_RETURN_NONE;
+    if (!keys_same) { /* keys in the send's order: the same (interned) objects, or else equal */
+        pos = 0;
+        i = 0;
+        while (PyDict_Next(named, &pos, &key, &value) && i < n) {
+            if (key != PyTuple_GET_ITEM(keys, i)) {
+                int eq = PyObject_RichCompareBool(key, PyTuple_GET_ITEM(keys, i), Py_EQ);
+                if (eq < 0)
+                    return NULL;
+                if (!eq)
+                    Py_RETURN_NONE;
+            }
+            i++;
+        }
+    }
+    if (!types_same)
+        Py_RETURN_NONE;
+    PyObject *result = PyTuple_New(n + 1);
+    if (result == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(result, 0, Py_NewRef(keys));
+    pos = 0;
+    i = 0;
+    while (PyDict_Next(named, &pos, &key, &value)) {
+        PyObject *out;
+        Py_INCREF(value); /* a Python callee below may drop the dict's reference */
+        switch (self->ops[i]) {
+        case OP_PLAIN:
+            out = Py_NewRef(value);
+            break;
+        case OP_STR:
+            if (PyUnicode_GET_LENGTH(value) <= self->max_repr_n)
+                out = Py_NewRef(value);
+            else
+                out = PyObject_CallFunctionObjArgs(self->cap, value, self->max_repr, NULL);
+            break;
+        case OP_MODEL:
+            out = capture_model(self, value, PyTuple_GET_ITEM(self->extras, i));
+            break;
+        default:
+            out = capture_frozenset(self, value, PyTuple_GET_ITEM(self->extras, i));
+            break;
+        }
+        Py_DECREF(value);
+        if (out == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i + 1, out);
+        if (++i >= n)
+            break;
+    }
+    if (i != n) { /* a callee changed the dict: not this shape after all */
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static PyObject *
+plan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *keys, *kinds, *ops, *extras, *pk_value, *cap, *safe_str, *missing;
+    Py_ssize_t max_repr;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "Plan takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOOn:Plan", &PyTuple_Type, &keys, &PyTuple_Type,
+                          &kinds, &PyTuple_Type, &ops, &PyTuple_Type, &extras, &pk_value, &cap,
+                          &safe_str, &missing, &max_repr))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(keys);
+    if (PyTuple_GET_SIZE(kinds) != n || PyTuple_GET_SIZE(ops) != n
+        || PyTuple_GET_SIZE(extras) != n || n == 0) {
+        PyErr_SetString(PyExc_ValueError, "keys, kinds, ops and extras must have one item a key");
+        return NULL;
+    }
+    PlanObject *self = (PlanObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->ops = PyMem_Calloc(n, sizeof(int));
+    if (self->ops == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long op = PyLong_AsLong(PyTuple_GET_ITEM(ops, i));
+        if (op == -1 && PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        PyObject *extra = PyTuple_GET_ITEM(extras, i);
+        int ok = (op == OP_PLAIN || op == OP_STR)
+            || (op == OP_MODEL && PyTuple_Check(extra) && PyTuple_GET_SIZE(extra) == 3)
+            || (op == OP_FROZENSET && PyTuple_Check(extra) && PyTuple_GET_SIZE(extra) == 2);
+        if (!ok || !PyType_Check(PyTuple_GET_ITEM(kinds, i))) {
+            Py_DECREF(self);
+            PyErr_Format(PyExc_ValueError, "bad op or extra for value %zd", i);
+            return NULL;
+        }
+        self->ops[i] = (int)op;
+    }
+    self->vectorcall = (vectorcallfunc)plan_call;
+    self->n = n;
+    self->keys = Py_NewRef(keys);
+    self->kinds = Py_NewRef(kinds);
+    self->extras = Py_NewRef(extras);
+    self->pk_value = Py_NewRef(pk_value);
+    self->cap = Py_NewRef(cap);
+    self->safe_str = Py_NewRef(safe_str);
+    self->missing = Py_NewRef(missing);
+    self->max_repr_n = max_repr;
+    self->max_repr = PyLong_FromSsize_t(max_repr);
+    self->limit150 = PyLong_FromLong(150);
+    self->zero = PyLong_FromLong(0);
+    if (self->max_repr == NULL || self->limit150 == NULL || self->zero == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyMemberDef plan_members[] = {
+    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(PlanObject, vectorcall), Py_READONLY},
+    {"keys", Py_T_OBJECT_EX, offsetof(PlanObject, keys), Py_READONLY},
+    {NULL},
+};
+
+static PyType_Slot plan_slots[] = {
+    {Py_tp_doc, "The capture plan of one kwargs shape (see collector.capture._make_plan)."},
+    {Py_tp_new, plan_new},
+    {Py_tp_dealloc, plan_dealloc},
+    {Py_tp_traverse, plan_traverse},
+    {Py_tp_clear, plan_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, plan_members},
+    {0, NULL},
+};
+
+static PyType_Spec plan_spec = {
+    .name = "collector._speedups.Plan",
+    .basicsize = sizeof(PlanObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = plan_slots,
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    dict_name = PyUnicode_InternFromString("__dict__");
+    if (dict_name == NULL)
+        return -1;
+    PyObject *type = PyType_FromModuleAndSpec(module, &plan_spec, NULL);
+    if (type == NULL)
+        return -1;
+    int rc = PyModule_AddObjectRef(module, "Plan", type);
+    Py_DECREF(type);
+    if (rc < 0)
+        return -1;
+    return PyModule_AddIntConstant(module, "OP_PLAIN", OP_PLAIN) < 0
+        || PyModule_AddIntConstant(module, "OP_STR", OP_STR) < 0
+        || PyModule_AddIntConstant(module, "OP_MODEL", OP_MODEL) < 0
+        || PyModule_AddIntConstant(module, "OP_FROZENSET", OP_FROZENSET) < 0 ? -1 : 0;
+}
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "collector._speedups",
+    .m_doc = "Optional C accelerator for collector.capture (capture plans).",
+    .m_size = 0,
+    .m_slots = speedups_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}
