@@ -1,12 +1,16 @@
 """Where the realistic request's added time goes: the request row of bench.request, taken apart.
 
-``python -m bench.request_parts`` (about 12 minutes; not part of ``make bench``) runs the sustained
-arms of ``bench.request`` with WRITER="process" in three set-ups, each in a fresh interpreter:
+``python -m bench.request_parts`` (about 20 minutes; not part of ``make bench``) runs the sustained
+arms of ``bench.request`` with WRITER="process" in five set-ups, each in a fresh interpreter:
 
 * ``full``: as the benchmark runs;
 * ``hook``: the hook and the capture only; the writer thread names each record (so the fast path
   is taken, as in ``full``) and drops it: nothing is pickled, shipped or stored;
-* ``hook, no capture``: the same without capturing kwargs.
+* ``hook, no capture``: the same without capturing kwargs;
+* ``Python plans``: as ``full``, with the generated Python capture plans instead of the C ones
+  (``collector._speedups``), when those are built;
+* ``own SQLite file``: as ``full``, the monitor storing into a second SQLite file
+  (``BENCH_OWN_DB=1``, as ``bench.request_own_db``).
 
 Then, with the collector on, the CPU each thread of the application (and the writer process)
 spends per request, from ``/proc``: the request thread, the thread that ships records, the link's
@@ -26,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SETUPS = {"full": "", "hook": "drop", "hook, no capture": "drop,nocapture"}
+# label -> (variant, extra environment of its interpreter)
+SETUPS: dict[str, tuple[str, dict[str, str]]] = {
+    "full": ("", {}),
+    "hook": ("drop", {}),
+    "hook, no capture": ("drop,nocapture", {}),
+    "Python plans": ("pure", {}),
+    "own SQLite file": ("", {"BENCH_OWN_DB": "1"}),
+}
 
 
 def _windows(variant: str) -> dict[str, float]:
@@ -48,6 +59,11 @@ def _windows(variant: str) -> dict[str, float]:
         pipeline.drain_once = drain_once
     if "nocapture" in variant:
         hook._capture = lambda signal, named: None
+    if "pure" in variant:
+        from collector import capture
+
+        capture.CPlan = None
+        capture.reset_plans()
     return request._sustained(client, quick=False)
 
 
@@ -93,17 +109,17 @@ def main() -> int:
         return 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def run(what: str) -> dict[str, float]:
+    def run(what: str, extra: dict[str, str] | None = None) -> dict[str, float]:
         """Run one set-up in a fresh interpreter; return the JSON it printed."""
         done = subprocess.run(
             [sys.executable, "-m", "bench.request_parts", "--run", what],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            cwd=ROOT, env={**env, **(extra or {})}, capture_output=True, text=True, check=True,
         )  # fmt: skip
         return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
     print(f"{'set-up':20s} {'CPU':>7s} {'wall':>7s} {'A/A':>7s}")
-    for label, variant in SETUPS.items():
-        got = run(variant)
+    for label, (variant, extra) in SETUPS.items():
+        got = run(variant, extra)
         print(f"{label:20s} {(got['cpu'] - 1) * 100:+6.1f}% {(got['wall'] - 1) * 100:+6.1f}% "
               f"{(got['aa'] - 1) * 100:+6.1f}%")  # fmt: skip
     started = time.perf_counter()

@@ -293,10 +293,15 @@ plan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             return NULL;
         }
         PyObject *extra = PyTuple_GET_ITEM(extras, i);
-        int ok = (op == OP_PLAIN || op == OP_STR)
+        PyObject *kind = PyTuple_GET_ITEM(kinds, i);
+        /* The ops read their values with macros: text must be str, a frozenset a frozenset. */
+        int ok = PyType_Check(kind) && (
+            op == OP_PLAIN
+            || (op == OP_STR && kind == (PyObject *)&PyUnicode_Type)
             || (op == OP_MODEL && PyTuple_Check(extra) && PyTuple_GET_SIZE(extra) == 3)
-            || (op == OP_FROZENSET && PyTuple_Check(extra) && PyTuple_GET_SIZE(extra) == 2);
-        if (!ok || !PyType_Check(PyTuple_GET_ITEM(kinds, i))) {
+            || (op == OP_FROZENSET && kind == (PyObject *)&PyFrozenSet_Type
+                && PyTuple_Check(extra) && PyTuple_GET_SIZE(extra) == 2));
+        if (!ok) {
             Py_DECREF(self);
             PyErr_Format(PyExc_ValueError, "bad op or extra for value %zd", i);
             return NULL;

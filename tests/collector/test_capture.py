@@ -443,3 +443,25 @@ def test_the_hook_uses_the_c_plan_when_it_is_built(plan_kind: str, recorded: Rec
     assert (type(plan) is capture.CPlan) == (plan_kind == "c")
     (event,) = recorded(signal="django.db.models.signals.post_save")
     assert event["kwargs"]["instance"]["username"] == "planned"
+
+
+@pytest.mark.parametrize(
+    ("kinds", "ops", "extras"),
+    [
+        ((int,), (1,), (None,)),  # text op on a non-str kind
+        ((int,), (3,), ((None, False),)),  # frozenset op on a non-frozenset kind
+        ((User,), (2,), (None,)),  # an instance without its (label, attname, username)
+        ((frozenset,), (3,), (None,)),  # a frozenset without its handler
+        ((int,), (9,), (None,)),  # no such op
+        (("int",), (0,), (None,)),  # not a type
+    ],
+)
+def test_a_c_plan_refuses_an_inconsistent_description(
+    kinds: tuple[Any, ...], ops: tuple[int, ...], extras: tuple[Any, ...]
+) -> None:
+    """The C plan reads values with unchecked macros, so it is only made for consistent ops."""
+    if capture.CPlan is None:
+        pytest.skip("collector._speedups is not built")
+    with pytest.raises(ValueError, match="bad op or extra"):
+        capture.CPlan(("k",), kinds, ops, extras, capture._pk_value, capture.cap,
+                      capture.safe_str, capture._MISSING, 300)  # fmt: skip
