@@ -34,11 +34,11 @@ venv: $(VENV)/.requirements.stamp $(VENV)/.speedups.stamp  ## create .venv (Pyth
 # The optional C accelerator of the capture plans (collector/_speedups.c), built in place for the
 # venv's interpreter; .venv52 uses the same interpreter, so the same build. Without a compiler the
 # script says so and the collector's pure-Python plans are used.
-$(VENV)/.speedups.stamp: collector/_speedups.c scripts/build_speedups.sh $(VENV)/.requirements.stamp
+$(VENV)/.speedups.stamp: collector/_speedups.c collector/speedups_build.py scripts/build_speedups.sh $(VENV)/.requirements.stamp
 	@scripts/build_speedups.sh $(VENV)/bin/python
 	@touch $@
 
-$(VENV52)/.speedups.stamp: collector/_speedups.c scripts/build_speedups.sh $(VENV52)/.requirements.stamp
+$(VENV52)/.speedups.stamp: collector/_speedups.c collector/speedups_build.py scripts/build_speedups.sh $(VENV52)/.requirements.stamp
 	@scripts/build_speedups.sh $(VENV52)/bin/python
 	@touch $@
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 enum { OP_PLAIN = 0, OP_STR = 1, OP_MODEL = 2, OP_FROZENSET = 3 };
+#define MAX_PLAN_ITEMS 64 /* capture.MAX_ITEMS is 20 */
 
 typedef struct {
     PyObject_HEAD
@@ -77,7 +78,30 @@ plan_dealloc(PlanObject *self)
     Py_DECREF(tp);
 }
 
-/* A model instance as (label, pk) or (label, pk, username); extra = (label, attname, username). */
+/* ``value.__dict__.get(key, dflt)`` as the generated code reads it: a new reference, or NULL. */
+static PyObject *
+instance_get(PyObject *value, PyObject *key, PyObject *dflt)
+{
+    PyObject *d = PyObject_GetAttr(value, dict_name);
+    if (d == NULL)
+        return NULL;
+    PyObject *found;
+    if (PyDict_CheckExact(d)) {
+        found = PyDict_GetItemWithError(d, key);
+        if (found == NULL && !PyErr_Occurred())
+            found = dflt;
+        Py_XINCREF(found);
+    }
+    else { /* not a plain dict: its own get(), as the generated code calls it */
+        found = PyObject_CallMethod(d, "get", "OO", key, dflt);
+    }
+    Py_DECREF(d);
+    return found;
+}
+
+/* A model instance as (label, pk) or (label, pk, username); extra = (label, attname, username),
+ * read in the generated code's order: the pk, _pk_value when it is not None or an int, then the
+ * username from __dict__ again. */
 static PyObject *
 capture_model(PlanObject *self, PyObject *value, PyObject *extra)
 {
@@ -85,50 +109,28 @@ capture_model(PlanObject *self, PyObject *value, PyObject *extra)
     PyObject *attname = PyTuple_GET_ITEM(extra, 1);
     PyObject *username = PyTuple_GET_ITEM(extra, 2);
     PyObject *pk, *user = NULL, *result;
-    PyObject *d = NULL;
-    if (attname != Py_None || username != Py_None) {
-        d = PyObject_GetAttr(value, dict_name);
-        if (d == NULL)
-            return NULL;
-        if (!PyDict_Check(d)) { /* what the generated code's d.get would do: call it */
-            Py_DECREF(d);
-            PyErr_SetString(PyExc_TypeError, "__dict__ is not a dict");
-            return NULL;
-        }
-    }
     if (attname == Py_None) {
         pk = Py_NewRef(Py_None);
     }
     else {
-        pk = PyDict_GetItemWithError(d, attname);
-        if (pk == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(d);
-                return NULL;
-            }
-            pk = self->missing;
-        }
-        Py_INCREF(pk);
+        pk = instance_get(value, attname, self->missing);
+        if (pk == NULL)
+            return NULL;
         if (!(pk == Py_None || PyLong_CheckExact(pk))) {
             PyObject *fixed = PyObject_CallFunctionObjArgs(self->pk_value, value, pk, NULL);
             Py_DECREF(pk);
-            if (fixed == NULL) {
-                Py_DECREF(d);
+            if (fixed == NULL)
                 return NULL;
-            }
             pk = fixed;
         }
     }
     if (username != Py_None) {
-        user = PyDict_GetItemWithError(d, username);
-        if (user == NULL && PyErr_Occurred()) {
-            Py_DECREF(d);
+        user = instance_get(value, username, Py_None);
+        if (user == NULL) {
             Py_DECREF(pk);
             return NULL;
         }
-        Py_XINCREF(user); /* borrowed from the instance's dict, which safe_str could change */
     }
-    Py_XDECREF(d);
     if (user == NULL || user == Py_None) {
         result = PyTuple_Pack(2, label, pk);
     }
@@ -170,6 +172,14 @@ capture_frozenset(PlanObject *self, PyObject *value, PyObject *extra)
         PyTuple_GET_ITEM(extra, 0), value, self->zero, PyTuple_GET_ITEM(extra, 1), NULL);
 }
 
+/* Release the first ``n`` snapshot references. */
+static void
+release(PyObject **items, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(items[i]);
+}
+
 static PyObject *
 plan_call(PlanObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -178,54 +188,55 @@ plan_call(PlanObject *self, PyObject *const *args, size_t nargsf, PyObject *kwna
         PyErr_SetString(PyExc_TypeError, "a plan takes one argument, the kwargs dict");
         return NULL;
     }
-    PyObject *named = args[0];
-    if (!PyDict_Check(named)) {
-        PyErr_SetString(PyExc_TypeError, "a plan takes a dict");
+    if (self->keys == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a cleared plan");
         return NULL;
     }
+    PyObject *named = args[0];
     Py_ssize_t n = self->n;
-    if (PyDict_GET_SIZE(named) != n)
+    /* A send's kwargs are an exact dict; anything else goes to capture_kwargs (None). */
+    if (!PyDict_CheckExact(named) || PyDict_GET_SIZE(named) != n)
         Py_RETURN_NONE;
-    PyObject *keys = self->keys;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0, i = 0;
-    int keys_same = 1, types_same = 1;
+    /* One snapshot of the items, as the generated code's ``(k0, v0), ... = n.items()``: the
+     * Python called below (a key's __eq__, _pk_value, cap, safe_str) cannot change what is read. */
+    PyObject *ks[MAX_PLAN_ITEMS], *vs[MAX_PLAN_ITEMS];
+    PyObject *key, *value, *result = NULL;
+    Py_ssize_t pos = 0, got = 0, i;
     while (PyDict_Next(named, &pos, &key, &value)) {
-        if (i >= n)
-            Py_RETURN_NONE; /* the dict changed size meanwhile */
-        if (key != PyTuple_GET_ITEM(keys, i))
-            keys_same = 0;
-        if ((PyObject *)Py_TYPE(value) != PyTuple_GET_ITEM(self->kinds, i))
-            types_same = 0;
-        i++;
+        if (got >= n)
+            break;
+        ks[got] = Py_NewRef(key);
+        vs[got] = Py_NewRef(value);
+        got++;
     }
-    if (i != n)
-        Py_RETURN_NONE;
-    if (!keys_same) { /* keys in the send's order: the same (interned) objects, or else equal */
-        pos = 0;
-        i = 0;
-        while (PyDict_Next(named, &pos, &key, &value) && i < n) {
-            if (key != PyTuple_GET_ITEM(keys, i)) {
-                int eq = PyObject_RichCompareBool(key, PyTuple_GET_ITEM(keys, i), Py_EQ);
-                if (eq < 0)
-                    return NULL;
-                if (!eq)
-                    Py_RETURN_NONE;
-            }
-            i++;
+    if (got != n || PyDict_GET_SIZE(named) != n)
+        goto none;
+    PyObject *keys = self->keys;
+    int same = 1;
+    for (i = 0; i < n; i++)
+        if (ks[i] != PyTuple_GET_ITEM(keys, i))
+            same = 0;
+    if (!same) { /* the same (interned) key objects, or else equal keys: tuple(n) != _keys */
+        for (i = 0; i < n; i++) {
+            if (ks[i] == PyTuple_GET_ITEM(keys, i))
+                continue;
+            int eq = PyObject_RichCompareBool(ks[i], PyTuple_GET_ITEM(keys, i), Py_EQ);
+            if (eq < 0)
+                goto done;
+            if (!eq)
+                goto none;
         }
     }
-    if (!types_same)
-        Py_RETURN_NONE;
-    PyObject *result = PyTuple_New(n + 1);
+    for (i = 0; i < n; i++)
+        if ((PyObject *)Py_TYPE(vs[i]) != PyTuple_GET_ITEM(self->kinds, i))
+            goto none;
+    result = PyTuple_New(n + 1);
     if (result == NULL)
-        return NULL;
+        goto done;
     PyTuple_SET_ITEM(result, 0, Py_NewRef(keys));
-    pos = 0;
-    i = 0;
-    while (PyDict_Next(named, &pos, &key, &value)) {
+    for (i = 0; i < n; i++) {
         PyObject *out;
-        Py_INCREF(value); /* a Python callee below may drop the dict's reference */
+        value = vs[i];
         switch (self->ops[i]) {
         case OP_PLAIN:
             out = Py_NewRef(value);
@@ -243,19 +254,18 @@ plan_call(PlanObject *self, PyObject *const *args, size_t nargsf, PyObject *kwna
             out = capture_frozenset(self, value, PyTuple_GET_ITEM(self->extras, i));
             break;
         }
-        Py_DECREF(value);
         if (out == NULL) {
-            Py_DECREF(result);
-            return NULL;
+            Py_CLEAR(result);
+            goto done;
         }
         PyTuple_SET_ITEM(result, i + 1, out);
-        if (++i >= n)
-            break;
     }
-    if (i != n) { /* a callee changed the dict: not this shape after all */
-        Py_DECREF(result);
-        Py_RETURN_NONE;
-    }
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    release(ks, got);
+    release(vs, got);
     return result;
 }
 
@@ -274,8 +284,9 @@ plan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(keys);
     if (PyTuple_GET_SIZE(kinds) != n || PyTuple_GET_SIZE(ops) != n
-        || PyTuple_GET_SIZE(extras) != n || n == 0) {
-        PyErr_SetString(PyExc_ValueError, "keys, kinds, ops and extras must have one item a key");
+        || PyTuple_GET_SIZE(extras) != n || n == 0 || n > MAX_PLAN_ITEMS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "keys, kinds, ops and extras must have one item a key (1 to 64 keys)");
         return NULL;
     }
     PlanObject *self = (PlanObject *)type->tp_alloc(type, 0);
@@ -329,8 +340,8 @@ plan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 static PyMemberDef plan_members[] = {
-    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(PlanObject, vectorcall), Py_READONLY},
-    {"keys", Py_T_OBJECT_EX, offsetof(PlanObject, keys), Py_READONLY},
+    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(PlanObject, vectorcall), Py_READONLY, NULL},
+    {"keys", Py_T_OBJECT_EX, offsetof(PlanObject, keys), Py_READONLY, "the shape's argument names"},
     {NULL},
 };
 
@@ -374,6 +385,8 @@ speedups_exec(PyObject *module)
 
 static PyModuleDef_Slot speedups_slots[] = {
     {Py_mod_exec, speedups_exec},
+    /* dict_name is shared by the process: a subinterpreter gets the Python plans */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
     {0, NULL},
 };
 

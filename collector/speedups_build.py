@@ -10,10 +10,12 @@ exits 0: the collector then uses its generated Python plans, with the same resul
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("_speedups.c")
@@ -27,24 +29,33 @@ def target() -> Path:
 def build(compiler: str | None = None) -> str:
     """Compile the accelerator; return "" on success, else why it was not built.
 
-    The library is written beside its final name and renamed, so a running process keeps the
-    copy it loaded.
+    The library is written to a temporary file beside its final name and renamed, so a running
+    process keeps the copy it loaded. A build that fails removes the old library too: a stale one
+    must not be loaded beside a newer ``capture``.
     """
-    cc = compiler or os.environ.get("CC") or "cc"
-    if shutil.which(cc) is None:
-        return f"no C compiler ({cc})"
-    include = sysconfig.get_paths()["include"]
-    if not Path(include, "Python.h").is_file():
-        return f"Python's headers are not installed ({include}/Python.h)"
     out = target()
-    temporary = out.with_name(out.name + ".tmp")
-    command = [cc, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", f"-I{include}", str(SOURCE),
-               "-o", str(temporary)]  # fmt: skip
+    if sys.version_info < (3, 12):
+        out.unlink(missing_ok=True)
+        return f"it needs Python 3.12 or later (this is {sys.version.split()[0]})"
+    cc = shlex.split(compiler or os.environ.get("CC") or "cc")
+    if not cc or shutil.which(cc[0]) is None:
+        out.unlink(missing_ok=True)
+        return f"no C compiler ({' '.join(cc)})"
+    paths = sysconfig.get_paths()
+    includes = dict.fromkeys([paths["include"], paths["platinclude"]])
+    if not any(Path(folder, "Python.h").is_file() for folder in includes):
+        out.unlink(missing_ok=True)
+        return f"Python's headers are not installed ({paths['include']}/Python.h)"
+    handle, temporary = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    command = [*cc, "-O2", "-Wall", "-shared", "-fPIC", *(f"-I{i}" for i in includes),
+               str(SOURCE), "-o", temporary]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        temporary.unlink(missing_ok=True)
-        return f"{cc} failed:\n{done.stderr.strip()}"
-    temporary.replace(out)
+        Path(temporary).unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
+        return f"{' '.join(cc)} failed:\n{done.stderr.strip()}"
+    os.replace(temporary, out)
     return ""
 
 

@@ -465,3 +465,50 @@ def test_a_c_plan_refuses_an_inconsistent_description(
     with pytest.raises(ValueError, match="bad op or extra"):
         capture.CPlan(("k",), kinds, ops, extras, capture._pk_value, capture.cap,
                       capture.safe_str, capture._MISSING, 300)  # fmt: skip
+
+
+class _MeddlingKey(str):
+    """A key equal to its text whose comparison changes the kwargs dict it is in."""
+
+    target: dict[Any, Any] = {}
+
+    def __eq__(self, other: object) -> bool:
+        self.target["b"] = 12345  # the text value becomes an int, mid-capture
+        self.target["c"] = frozenset({1})
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+class _MeddlingName:
+    """A username whose text changes the kwargs dict being captured."""
+
+    target: dict[Any, Any] = {}
+
+    def __str__(self) -> str:
+        self.target["u"] = None
+        self.target.pop("using", None)
+        return "meddler"
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_a_plan_reads_one_snapshot_of_the_kwargs_even_when_python_code_changes_them(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python the capture calls (a key's __eq__, a username's __str__) may change the dict:
+    both plans capture what was sent, never read a changed value with the wrong type."""
+    if kind == "python":
+        monkeypatch.setattr(capture, "CPlan", None)
+    elif capture.CPlan is None:
+        pytest.skip("collector._speedups is not built")
+    plan = capture._make_plan(("a", "b", "c"), [int, str, frozenset], False)
+    named: dict[Any, Any] = {_MeddlingKey("a"): 1, "b": "x" * 400, "c": frozenset({"f"})}
+    _MeddlingKey.target = named
+    got = plan(named)
+    assert got == (("a", "b", "c"), 1, capture.cap("x" * 400, capture.MAX_REPR), frozenset({"f"}))
+    user = User(pk=1)
+    user.__dict__["username"] = _MeddlingName()
+    plan = capture._make_plan(("instance", "using", "u"), [User, str, int], False)
+    named = {"instance": user, "using": "default", "u": 5}
+    _MeddlingName.target = named
+    assert plan(named) == (("instance", "using", "u"), ("auth.User", 1, "meddler"), "default", 5)
