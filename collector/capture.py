@@ -330,14 +330,19 @@ def _plan_anew(signal: Any, named: dict[str, Any]) -> Any:
 
 
 def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
-    """Generate the capture function of one shape (None when a send does not have it), or
-    return False when capture_kwargs must take this shape (too many or unusual keys)."""
+    """Generate the capture function of one shape (None when a send does not have it; the C
+    accelerator's plan when it takes every value's kind), or return False when capture_kwargs
+    must take this shape (too many or unusual keys)."""
     from django.db.models import Model
 
     if not 0 < len(keys) <= MAX_ITEMS or not all(
         type(k) is str and len(k) <= 100 and k.isascii() for k in keys
     ):
         return False
+    if CPlan is not None:  # the same plan in C, when the accelerator takes every value's kind
+        c_plan = _c_plan(keys, kinds, light)
+        if c_plan is not None:
+            return c_plan
     items = ", ".join(f"(k{i}, v{i})" for i in range(len(keys)))
     # Names and values reach the code through its namespace only, never as source text.
     names: dict[str, Any] = {"_keys": keys, "_cap": cap, "_M": _MISSING, "_pk": _pk_value,
@@ -348,10 +353,6 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
     lines = [f"    if len(n) != {len(keys)}:", "        return None",
              f"    {items}, = n.items()",
              f"    if ({same}) and tuple(n) != _keys:", "        return None"]  # fmt: skip
-    if CPlan is not None:
-        c_plan = _c_plan(keys, kinds, light)
-        if c_plan is not None:
-            return c_plan
     checks = " or ".join(f"type(v{i}) is not _t{i}" for i in range(len(keys)))
     lines += [f"    if {checks}:", "        return None"]
     out = []

@@ -219,8 +219,6 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
 # 1,000 pages does it, and with the monitor in the application's file that is most often one of
 # the application's own (20 commits a request in the benchmark, against the writer's 2 a second):
 # the application paid for checkpointing the monitor's rows.
-
-
 def _checkpoint(conn: Any) -> None:
     """Run a passive WAL checkpoint on ``conn`` (never raises: a failed one waits for the next)."""
     try:
