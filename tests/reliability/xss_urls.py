@@ -55,12 +55,14 @@ for _index, _payload in enumerate(PAYLOADS):
 
 
 def fire(request: HttpRequest) -> JsonResponse:
-    """Send every payload through every place captured text comes from."""
-    for payload, signal in SIGNALS:
+    """Send payloads ``start`` to ``start + count`` (all by default) through every place."""
+    start = int(request.GET.get("start", 0))
+    count = int(request.GET.get("count", len(SIGNALS)))
+    for payload, signal in SIGNALS[start : start + count]:
         signal.send_robust(sender=Sender(payload), note=payload, **{payload[:90]: "payload as key"})
         group, _ = Group.objects.get_or_create(name=payload[:150])  # post_save, instance repr
         group.delete()
-    return JsonResponse({"sent": len(SIGNALS)})
+    return JsonResponse({"sent": len(SIGNALS[start : start + count])})
 
 
 urlpatterns = [*project_urlpatterns, path("xss/fire/", fire)]
