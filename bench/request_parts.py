@@ -1,11 +1,14 @@
 """Where the realistic request's added time goes: the request row of bench.request, taken apart.
 
-``python -m bench.request_parts`` (about 20 minutes; not part of ``make bench``) runs the sustained
-arms of ``bench.request`` with WRITER="process" in five set-ups, each in a fresh interpreter:
+``python -m bench.request_parts`` (about 25 minutes; not part of ``make bench``) runs the sustained
+arms of ``bench.request`` with WRITER="process" in six set-ups, each in a fresh interpreter:
 
 * ``full``: as the benchmark runs;
-* ``hook``: the hook and the capture only; the writer thread names each record (so the fast path
-  is taken, as in ``full``) and drops it: nothing is pickled, shipped or stored;
+* ``hook``: the hook and the capture, the records queued as in ``full``; the thread that ships
+  names each record (so the fast path is taken, as in ``full``) and drops it: nothing is
+  marshalled, shipped or stored;
+* ``hook, nothing kept``: the hook and the capture alone: once the signals are named, each record
+  is dropped at the queue instead of being kept there until the next shipping round;
 * ``hook, no capture``: the same without capturing kwargs;
 * ``Python plans``: as ``full``, with the generated Python capture plans instead of the C ones
   (``collector._speedups``), when those are built;
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETUPS: dict[str, tuple[str, dict[str, str]]] = {
     "full": ("", {}),
     "hook": ("drop", {}),
+    "hook, nothing kept": ("unkept", {}),
     "hook, no capture": ("drop,nocapture", {}),
     "Python plans": ("pure", {}),
     "own SQLite file": ("", {"BENCH_OWN_DB": "1"}),
@@ -57,6 +61,14 @@ def _windows(variant: str) -> dict[str, float]:
             return False
 
         pipeline.drain_once = drain_once
+    if "unkept" in variant:
+        import collector
+
+        collector.install()
+        for _ in range(20):  # the shipping names the signals and the fast path learns them
+            client.get("/catalogue/")
+        collector.flush(30)
+        hook._append = lambda queue, record: None
     if "nocapture" in variant:
         hook._capture = lambda signal, named: None
     if "pure" in variant:

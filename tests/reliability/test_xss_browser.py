@@ -89,7 +89,7 @@ def check_policy(response: Response | None, where: str) -> None:
 
 
 def fire(server: LiveServer, start: int, count: int) -> int:
-    """Make the server send ``count`` payloads from ``start`` through real signals; return how many."""
+    """Make the server send payloads ``start`` to ``start + count``; return how many it sent."""
     url = f"{server.url}/xss/fire/?start={start}&count={count}"
     with urllib.request.urlopen(url, timeout=30) as response:
         return int(json.loads(response.read())["sent"])
