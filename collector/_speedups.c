@@ -37,6 +37,24 @@ typedef struct {
 
 static PyObject *dict_name; /* "__dict__" */
 
+/* Untrack a tuple that can be in no reference cycle (every item an atom or an untracked tuple),
+ * as the garbage collector itself would on a later pass; return the tuple. Done at once, a
+ * queued record's tuples never age into the oldest generation (where only a full collection
+ * would untrack them) and never bring a full collection nearer. */
+static PyObject *
+untracked(PyObject *tuple)
+{
+    if (tuple == NULL || !PyTuple_CheckExact(tuple) || !PyObject_GC_IsTracked(tuple))
+        return tuple;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item)))
+            return tuple;
+    }
+    PyObject_GC_UnTrack(tuple);
+    return tuple;
+}
+
 static int
 plan_traverse(PlanObject *self, visitproc visit, void *arg)
 {
@@ -146,11 +164,12 @@ capture_model(PlanObject *self, PyObject *value, PyObject *extra)
     }
     Py_XDECREF(user);
     Py_DECREF(pk);
-    return result;
+    return untracked(result);
 }
 
-/* update_fields: one plain field name kept as the frozenset, else the handler's capture;
- * extra = (handler, light). */
+/* update_fields: one plain field name as the tuple (0, name), which the garbage collector can
+ * untrack (a queued frozenset stays tracked and ages into the oldest generation), else the
+ * handler's capture; extra = (handler, light). */
 static PyObject *
 capture_frozenset(PlanObject *self, PyObject *value, PyObject *extra)
 {
@@ -164,9 +183,12 @@ capture_frozenset(PlanObject *self, PyObject *value, PyObject *extra)
             return NULL;
         int plain = field != NULL && PyUnicode_CheckExact(field)
             && PyUnicode_GET_LENGTH(field) <= self->max_repr_n && PyUnicode_IS_ASCII(field);
+        if (plain) {
+            PyObject *fields = PyTuple_Pack(2, self->zero, field);
+            Py_DECREF(field);
+            return untracked(fields);
+        }
         Py_XDECREF(field);
-        if (plain)
-            return Py_NewRef(value);
     }
     return PyObject_CallFunctionObjArgs(
         PyTuple_GET_ITEM(extra, 0), value, self->zero, PyTuple_GET_ITEM(extra, 1), NULL);
@@ -260,6 +282,7 @@ plan_call(PlanObject *self, PyObject *const *args, size_t nargsf, PyObject *kwna
         }
         PyTuple_SET_ITEM(result, i + 1, out);
     }
+    untracked(result);
     goto done;
 none:
     result = Py_NewRef(Py_None);
@@ -321,7 +344,7 @@ plan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->vectorcall = (vectorcallfunc)plan_call;
     self->n = n;
-    self->keys = Py_NewRef(keys);
+    self->keys = Py_NewRef(untracked(keys));
     self->kinds = Py_NewRef(kinds);
     self->extras = Py_NewRef(extras);
     self->pk_value = Py_NewRef(pk_value);
@@ -383,6 +406,36 @@ speedups_exec(PyObject *module)
         || PyModule_AddIntConstant(module, "OP_FROZENSET", OP_FROZENSET) < 0 ? -1 : 0;
 }
 
+/* untracked(), after the tuples it holds (``depth`` levels down): a nested send's parent
+ * ``(seq, index)``, a Python plan's kwargs and their instances' parts. */
+static PyObject *
+untracked_deep(PyObject *tuple, int depth)
+{
+    if (tuple == NULL || !PyTuple_CheckExact(tuple) || !PyObject_GC_IsTracked(tuple))
+        return tuple;
+    if (depth > 0)
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++)
+            untracked_deep(PyTuple_GET_ITEM(tuple, i), depth - 1);
+    return untracked(tuple);
+}
+
+/* seal(record): a finished fast-path record (a list) as a tuple, untracked when it can be. */
+static PyObject *
+speedups_seal(PyObject *module, PyObject *record)
+{
+    if (!PyList_CheckExact(record)) {
+        PyErr_SetString(PyExc_TypeError, "seal takes a list");
+        return NULL;
+    }
+    return untracked_deep(PyList_AsTuple(record), 3);
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"seal", (PyCFunction)speedups_seal, METH_O,
+     "Return a record list as a tuple, untracked by the garbage collector when it can be."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyModuleDef_Slot speedups_slots[] = {
     {Py_mod_exec, speedups_exec},
     /* dict_name is shared by the process: a subinterpreter gets the Python plans */
@@ -393,8 +446,9 @@ static PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "collector._speedups",
-    .m_doc = "Optional C accelerator for collector.capture (capture plans).",
+    .m_doc = "Optional C accelerator for collector.capture (capture plans) and the hook (seal).",
     .m_size = 0,
+    .m_methods = speedups_methods,
     .m_slots = speedups_slots,
 };
 

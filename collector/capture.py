@@ -20,13 +20,19 @@ MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
 _MISSING = object()
 # The C accelerator's plan type (collector/_speedups.c, built by `make venv`), or None: the plans
-# are then Python code generated per shape. SIGNAL_MONITOR_PURE_PYTHON=1 turns it off.
+# are then Python code generated per shape. SIGNAL_MONITOR_PURE_PYTHON=1 turns it off. ``seal``
+# turns a finished fast-path record into the tuple the hook queues (untracked by the garbage
+# collector at once when it can be; without the accelerator, a plain tuple, which a later
+# collection may untrack).
+seal: Any
 try:
     if os.environ.get("SIGNAL_MONITOR_PURE_PYTHON") == "1":
         raise ImportError("turned off by SIGNAL_MONITOR_PURE_PYTHON")
     from collector._speedups import Plan as CPlan
+    from collector._speedups import seal
 except ImportError:
     CPlan = None
+    seal = tuple
 
 
 class Snapshot(dict):  # type: ignore[type-arg]
@@ -266,9 +272,12 @@ def _snapshot_of(parts: tuple[Any, ...]) -> Snapshot:
 # Compact capture (the hot path's): a send's kwargs as one tuple ``(keys, value, value, ...)``, by
 # code generated once per shape (argument names in order, value types, and whether the signal is
 # light). Values are kept as they are when immutable and plain (bool, int, float, None, a str up
-# to MAX_REPR, a frozenset of one such str: a save's update_fields); a model instance becomes the
-# tuple of its _model_parts, another Snapshot (a request's) ``(None, (key, value), ...)``; tuples
-# and frozensets mean nothing else there (the other handlers give lists); anything else becomes
+# to MAX_REPR); a frozenset of one such str (a save's update_fields) becomes ``(0, name)``; a model
+# instance becomes the tuple of its _model_parts, another Snapshot (a request's) ``(None, (key,
+# value), ...)``; tuples mean nothing else there (the other handlers give lists). So a record's
+# kwargs hold no object the garbage collector must keep tracking while the record waits in the
+# queue (a kept frozenset would age into the oldest generation and bring full collections
+# nearer: ~0.7% of the benchmark's request on 2026-11-25); anything else becomes
 # its handler's snapshot. One tuple and no copies: each object a send allocates is one more the
 # shipping thread frees, on another core; and no Snapshot, so the batch marshals. ``expand`` (on
 # the writer) makes of it the dict capture_kwargs would have made. A signal tries its last
@@ -369,7 +378,7 @@ def _make_plan(keys: tuple[Any, ...], kinds: list[type], light: bool) -> Any:
             lines.append(f"        for f{i} in v{i}:")
             plain = f"type(f{i}) is str and len(f{i}) <= _repr and f{i}.isascii()"
             lines.append(f"            if {plain}:")
-            lines.append(f"                c{i} = v{i}")
+            lines.append(f"                c{i} = (0, f{i})")
             lines.append(f"    if c{i} is None:")
             lines.append(f"        c{i} = _h{i}(v{i}, 0, {bool(light)})")
             out.append(f"c{i}")
@@ -470,15 +479,21 @@ def expand(compact: Any) -> dict[str, Any]:
     return expander(compact)  # type: ignore[no-any-return]
 
 
+def _unpack(value: tuple[Any, ...]) -> Any:
+    """Return what a tuple in a compact capture stands for: update_fields' ``(0, name)`` as a
+    list of the name, else the Snapshot of an instance's or a request's parts."""
+    if type(value[0]) is int:
+        return list(value[1:])
+    return _snapshot_of(value)
+
+
 def _expand_any(compact: tuple[Any, ...]) -> dict[str, Any]:
     """Return the kwargs dict of any compact capture (what the generated expanders do, looped)."""
     out: dict[str, Any] = {}
     for key, value in zip(compact[0], compact[1:], strict=True):
         kind = type(value)
         if kind is tuple:
-            value = _snapshot_of(value)
-        elif kind is frozenset:  # update_fields of one plain name
-            value = list(value)
+            value = _unpack(value)
         elif kind is float:
             value = _float(value, 0, False)
         elif kind is str and not value.isascii():  # lone surrogates out (cap's last step)
@@ -497,7 +512,7 @@ def _make_expander(keys: tuple[Any, ...]) -> Any:
     """Return (and remember) the function expanding the values of one argument-name tuple."""
     if type(keys) is not tuple or not 0 < len(keys) <= MAX_ITEMS:
         return _expand_any
-    names: dict[str, Any] = {"_snap": _snapshot_of, "_clean": _clean_text}
+    names: dict[str, Any] = {"_unpack": _unpack, "_clean": _clean_text}
     params = []
     lines = [f"    _, {', '.join(f'v{i}' for i in range(len(keys)))} = compact"]
     for i, key in enumerate(keys):
@@ -512,9 +527,7 @@ def _make_expander(keys: tuple[Any, ...]) -> Any:
             f"        if v{i} - v{i}:",  # NaN or infinity: not JSON, kept as its repr
             f"            v{i} = repr(v{i})",
             "    elif t is tuple:",
-            f"        v{i} = _snap(v{i})",
-            "    elif t is frozenset:",  # update_fields of one plain name
-            f"        v{i} = list(v{i})",
+            f"        v{i} = _unpack(v{i})",
         ]  # fmt: skip
     lines.append(f"    return {{{', '.join(f'k{i}: v{i}' for i in range(len(keys)))}}}")
     source = f"def expand(compact, {', '.join(params)}):\n" + "\n".join(lines) + "\n"

@@ -12,8 +12,9 @@ context-variable read, one clock read per receiver boundary (the end of one rece
 of the next), no per-receiver bookkeeping beyond growing the record. Everything else (async
 receivers, the request signals, muted contexts, sends nobody hears) takes ``_dispatch``.
 
-Record layout (decoded by ``events.build``): a list (the fast path's, which is also the frame
-nested sends read their parent from) or a tuple ``[seq, signal, sender, method, request_path,
+Record layout (decoded by ``events.build``): a list while the fast path's send runs (it is also
+the frame nested sends read their parent from), queued as a tuple (``capture.seal``); the general
+path's are tuples ``[seq, signal, sender, method, request_path,
 parent, kwargs, extra, start, name0, end0, name1, end1, ...]``. ``seq`` is this process's sequence
 number (the writer turns it into the globally unique event id; ``None`` until a nested send needs
 it as its parent's number, and then the writer draws it); ``signal`` and ``sender`` are names, or
@@ -124,6 +125,10 @@ fast_names: dict[Signal, str] = {}
 # ``obj.method()`` on a ContextVar or a deque builds a bound method object on every send.
 _current_get = _current.get
 _append = deque.append
+# A finished fast-path record as the tuple queued: records wait up to FLUSH_INTERVAL, long enough
+# to age into the garbage collector's oldest generation; sealed (with the C accelerator), they
+# and their captured kwargs are untracked at once and never bring a full collection nearer.
+_seal = capture.seal
 _signal_name = signal_names.get
 _fast_name = fast_names.get
 # Signal -> (its name, a snapshot of its receivers list or None, the receivers' names): what the
@@ -442,7 +447,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             record[_KWARGS] = captured if captured is not None else _capture(self, named)
         queued = len(_queue)
         if queued < capacity:
-            _append(_queue, record)
+            _append(_queue, _seal(record))
             if not queued & 255 and not runtime_state.alive:
                 runtime_state.start()
         else:
@@ -514,7 +519,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             record[_KWARGS] = captured if captured is not None else _capture(self, named)
         queued = len(_queue)
         if queued < capacity:
-            _append(_queue, record)
+            _append(_queue, _seal(record))
             if not queued & 255 and not runtime_state.alive:
                 runtime_state.start()
         else:
@@ -577,7 +582,7 @@ def _queue_record(signal: Signal, named: dict[str, Any], record: list[Any]) -> N
         if named:
             record[_KWARGS] = _capture(signal, named)
         if len(_queue) < capacity:
-            _append(_queue, record)
+            _append(_queue, _seal(record))
         else:
             runtime_state.drop("queue_full")
     except BaseException:  # noqa: BLE001 - the collector never raises into the host

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -431,6 +432,73 @@ def test_either_plan_kind_expands_to_what_capture_kwargs_gives(
         assert _same(capture.expand(capture.capture_compact(post_save, named)), expected)
 
 
+def test_a_saves_capture_holds_nothing_the_garbage_collector_must_keep_tracking(
+    plan_kind: str,
+) -> None:
+    """A save's compact capture (instance, update_fields of one name) is a tree of tuples and
+    atoms, which the garbage collector untracks (the inner tuples in one collection, the outer in
+    the next): queued records do not keep objects that age into the oldest generation. A
+    frozenset kept there would stay tracked."""
+    user = User(pk=7, username="kept")
+    named = {"instance": user, "created": False, "update_fields": frozenset({"last_login"}),
+             "raw": False, "using": "default"}  # fmt: skip
+    for _ in range(2):  # the plan is made on the first capture and called on the second
+        compact = capture.capture_compact(post_save, named)
+    assert compact[3] == (0, "last_login")
+    assert capture.expand(compact)["update_fields"] == ["last_login"]
+    gc.collect()
+    gc.collect()
+    assert not gc.is_tracked(compact)
+
+
+def test_seal_gives_the_record_as_a_tuple_untracked_when_nothing_in_it_can_form_a_cycle() -> None:
+    """``seal`` (C) turns a record list into an equal tuple; untracked, with the tuples it holds
+    (a parent, the kwargs, an instance's parts), unless it holds a mutable container."""
+    if capture.CPlan is None:
+        pytest.skip("collector._speedups is not built (scripts/build_speedups.sh)")
+    kwargs = (("instance", "update_fields"), ("auth.User", int("7")), (0, "last_login"))
+    record = [None, "sig", "auth.User", "send", "/", (int("12"), 0), kwargs, None, None, 1.5]
+    sealed = capture.seal(record)
+    assert type(sealed) is tuple and sealed == tuple(record)
+    assert not gc.is_tracked(sealed) and not gc.is_tracked(sealed[5])
+    assert not gc.is_tracked(sealed[6]) and not gc.is_tracked(sealed[6][1])
+    holding = capture.seal([None, "sig", {"a": 1}, ("x", [])])
+    assert gc.is_tracked(holding) and gc.is_tracked(holding[3])  # a dict, a list: kept tracked
+    with pytest.raises(TypeError):
+        capture.seal(("not", "a", "list"))
+
+
+def test_the_hook_queues_a_saves_record_untracked(plan_kind: str, recorded: Recorded) -> None:
+    """A save's queued record is a tuple; with the C accelerator's ``seal`` (and either plan kind)
+    one the garbage collector does not track: it waits for the shipping thread without ageing
+    into the oldest generation."""
+    from collector import hook
+
+    queued: list[Any] = []
+    append = hook._append
+
+    def spy(queue: Any, record: Any) -> None:
+        queued.append(record)
+        append(queue, record)
+
+    post_save.connect(_noop, sender=User, weak=False)
+    try:
+        User.objects.create(username="first")  # the signal is named and its plan made
+        recorded()
+        hook._append = spy
+        try:
+            User.objects.create(username="sealed")
+        finally:
+            hook._append = append
+    finally:
+        post_save.disconnect(_noop, sender=User)
+    (record,) = [r for r in queued if r[1] == "django.db.models.signals.post_save"]
+    assert type(record) is tuple
+    assert gc.is_tracked(record) == (hook._seal is tuple)  # C seal: Python plans' kwargs too
+    events = recorded(signal="django.db.models.signals.post_save")
+    assert [e["kwargs"]["instance"]["username"] for e in events] == ["first", "sealed"]
+
+
 def test_the_hook_uses_the_c_plan_when_it_is_built(plan_kind: str, recorded: Recorded) -> None:
     """A save's capture goes through the accelerator's plan when it is built (and the Python
     plan when it is not), and is recorded the same."""
@@ -505,7 +573,7 @@ def test_a_plan_reads_one_snapshot_of_the_kwargs_even_when_python_code_changes_t
     named: dict[Any, Any] = {_MeddlingKey("a"): 1, "b": "x" * 400, "c": frozenset({"f"})}
     _MeddlingKey.target = named
     got = plan(named)
-    assert got == (("a", "b", "c"), 1, capture.cap("x" * 400, capture.MAX_REPR), frozenset({"f"}))
+    assert got == (("a", "b", "c"), 1, capture.cap("x" * 400, capture.MAX_REPR), (0, "f"))
     user = User(pk=1)
     user.__dict__["username"] = _MeddlingName()
     plan = capture._make_plan(("instance", "using", "u"), [User, str, int], False)
