@@ -38,16 +38,20 @@ typedef struct {
 static PyObject *dict_name; /* "__dict__" */
 
 /* Untrack a tuple that can be in no reference cycle (every item an atom or an untracked tuple),
- * as the garbage collector itself would on a later pass; return the tuple. Done at once, a
- * queued record's tuples never age into the oldest generation (where only a full collection
- * would untrack them) and never bring a full collection nearer. */
+ * after the tuples it holds ``depth`` levels down (a nested send's parent ``(seq, index)``, a
+ * Python plan's kwargs and their instances' parts), as the garbage collector itself would on
+ * later passes; return the tuple. Done at once, a queued record's tuples never age into the
+ * oldest generation (where only a full collection would untrack them) and never bring a full
+ * collection nearer. */
 static PyObject *
-untracked(PyObject *tuple)
+untracked(PyObject *tuple, int depth)
 {
     if (tuple == NULL || !PyTuple_CheckExact(tuple) || !PyObject_GC_IsTracked(tuple))
         return tuple;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
         PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (depth > 0)
+            untracked(item, depth - 1);
         if (PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item)))
             return tuple;
     }
@@ -164,7 +168,7 @@ capture_model(PlanObject *self, PyObject *value, PyObject *extra)
     }
     Py_XDECREF(user);
     Py_DECREF(pk);
-    return untracked(result);
+    return untracked(result, 0);
 }
 
 /* update_fields: one plain field name as the tuple (0, name), which the garbage collector can
@@ -186,7 +190,7 @@ capture_frozenset(PlanObject *self, PyObject *value, PyObject *extra)
         if (plain) {
             PyObject *fields = PyTuple_Pack(2, self->zero, field);
             Py_DECREF(field);
-            return untracked(fields);
+            return untracked(fields, 0);
         }
         Py_XDECREF(field);
     }
@@ -282,7 +286,7 @@ plan_call(PlanObject *self, PyObject *const *args, size_t nargsf, PyObject *kwna
         }
         PyTuple_SET_ITEM(result, i + 1, out);
     }
-    untracked(result);
+    untracked(result, 0);
     goto done;
 none:
     result = Py_NewRef(Py_None);
@@ -344,7 +348,7 @@ plan_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->vectorcall = (vectorcallfunc)plan_call;
     self->n = n;
-    self->keys = Py_NewRef(untracked(keys));
+    self->keys = Py_NewRef(untracked(keys, 0));
     self->kinds = Py_NewRef(kinds);
     self->extras = Py_NewRef(extras);
     self->pk_value = Py_NewRef(pk_value);
@@ -406,19 +410,6 @@ speedups_exec(PyObject *module)
         || PyModule_AddIntConstant(module, "OP_FROZENSET", OP_FROZENSET) < 0 ? -1 : 0;
 }
 
-/* untracked(), after the tuples it holds (``depth`` levels down): a nested send's parent
- * ``(seq, index)``, a Python plan's kwargs and their instances' parts. */
-static PyObject *
-untracked_deep(PyObject *tuple, int depth)
-{
-    if (tuple == NULL || !PyTuple_CheckExact(tuple) || !PyObject_GC_IsTracked(tuple))
-        return tuple;
-    if (depth > 0)
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++)
-            untracked_deep(PyTuple_GET_ITEM(tuple, i), depth - 1);
-    return untracked(tuple);
-}
-
 /* seal(record): a finished fast-path record (a list) as a tuple, untracked when it can be. */
 static PyObject *
 speedups_seal(PyObject *module, PyObject *record)
@@ -427,7 +418,7 @@ speedups_seal(PyObject *module, PyObject *record)
         PyErr_SetString(PyExc_TypeError, "seal takes a list");
         return NULL;
     }
-    return untracked_deep(PyList_AsTuple(record), 3);
+    return untracked(PyList_AsTuple(record), 3);
 }
 
 static PyMethodDef speedups_methods[] = {

@@ -277,7 +277,7 @@ def _snapshot_of(parts: tuple[Any, ...]) -> Snapshot:
 # value), ...)``; tuples mean nothing else there (the other handlers give lists). So a record's
 # kwargs hold no object the garbage collector must keep tracking while the record waits in the
 # queue (a kept frozenset would age into the oldest generation and bring full collections
-# nearer: ~0.7% of the benchmark's request on 2026-11-25); anything else becomes
+# nearer: about 1% of the benchmark's request on 2026-11-25); anything else becomes
 # its handler's snapshot. One tuple and no copies: each object a send allocates is one more the
 # shipping thread frees, on another core; and no Snapshot, so the batch marshals. ``expand`` (on
 # the writer) makes of it the dict capture_kwargs would have made. A signal tries its last

@@ -109,13 +109,16 @@ def portable(record: Any) -> Any:
 
 
 def portable_all(records: list[Any]) -> list[Any]:
-    """Make the records portable in place and return the list: ``portable`` each, with the fast
-    path's complete records (named signal and sender, a list) only numbered, inline."""
+    """Make the records portable in place and return the list: ``portable`` each, with complete
+    records (named signal and sender; the fast path's sealed tuples) only numbered, inline."""
     seq = hook._seq
     for index, record in enumerate(records):
-        if type(record) is list and type(record[1]) is str and type(record[2]) is str:
+        if type(record[1]) is str and type(record[2]) is str:
             if record[0] is None:
-                record[0] = next(seq)
+                if type(record) is tuple:
+                    records[index] = (next(seq), *record[1:])
+                else:
+                    record[0] = next(seq)
         else:
             records[index] = portable(record)
     return records
