@@ -12,8 +12,8 @@ arms of ``bench.request`` with WRITER="process" in six set-ups, each in a fresh 
 * ``hook, no capture``: the same without capturing kwargs;
 * ``Python plans``: as ``full``, with the generated Python capture plans instead of the C ones
   (``collector._speedups``), when those are built;
-* ``own SQLite file``: as ``full``, the monitor storing into a second SQLite file
-  (``BENCH_OWN_DB=1``, as ``bench.request_own_db``).
+* ``shared SQLite file``: as ``full``, the monitor storing into the application's SQLite file
+  (``BENCH_SHARED_DB=1``, as ``bench.request_shared_db``); the others use a file of its own.
 
 Then, with the collector on, the CPU each thread of the application (and the writer process)
 spends per request, from ``/proc``: the request thread, the thread that ships records, the link's
@@ -40,7 +40,7 @@ SETUPS: dict[str, tuple[str, dict[str, str]]] = {
     "hook, nothing kept": ("unkept", {}),
     "hook, no capture": ("drop,nocapture", {}),
     "Python plans": ("pure", {}),
-    "own SQLite file": ("", {"BENCH_OWN_DB": "1"}),
+    "shared SQLite file": ("", {"BENCH_SHARED_DB": "1"}),
 }
 
 

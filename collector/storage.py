@@ -18,7 +18,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connections, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from collector import bulk, rollups
 from collector.calls import MESSAGE_CHARS
@@ -210,15 +211,33 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
             conn, cursor, stats=stat_rows, counts=count_rows, failures=failures,
             processes=processes,
         )  # fmt: skip
-    if conn.vendor == "sqlite":
+    if conn.vendor == "sqlite" and shares_sqlite_file(alias):
         _checkpoint(conn)
 
 
-# SQLite in WAL mode: after each store the writer copies the WAL back into the database file
-# (a passive checkpoint, which waits for nobody). Otherwise the commit that finds the WAL over
-# 1,000 pages does it, and with the monitor in the application's file that is most often one of
-# the application's own (20 commits a request in the benchmark, against the writer's 2 a second):
-# the application paid for checkpointing the monitor's rows.
+def shares_sqlite_file(alias: str) -> bool:
+    """Return True when ``alias`` is the default database or opens the same SQLite file as
+    another alias: the monitor's writes then share one file (and its one write lock) with the
+    application's."""
+    databases = settings.DATABASES
+    name = str(databases.get(alias, {}).get("NAME", ""))
+    if alias == DEFAULT_DB_ALIAS or name in ("", ":memory:"):
+        return True
+    return any(
+        other != alias and str(entry.get("NAME", "")) == name
+        and str(entry.get("ENGINE", "")).endswith("sqlite3")
+        for other, entry in databases.items()
+    )  # fmt: skip
+
+
+# SQLite in WAL mode, the monitor in the application's file: after each store the writer copies
+# the WAL back into the database file (a passive checkpoint, which waits for nobody). Otherwise
+# the commit that finds the WAL over 1,000 pages does it, and that is most often one of the
+# application's own (20 commits a request in the benchmark, against the writer's 2 a second): the
+# application paid for checkpointing the monitor's rows. In a file of the monitor's own only the
+# writer commits there, so SQLite's own checkpoint (every 1,000 pages) lands on the writer anyway,
+# and a checkpoint after every store would copy and sync the same hot pages twice a second
+# (the realistic request measured ~1% less CPU without it, docs/performance.md).
 def _checkpoint(conn: Any) -> None:
     """Run a passive WAL checkpoint on ``conn`` (never raises: a failed one waits for the next)."""
     try:

@@ -13,6 +13,10 @@ Environment variables (all optional; the defaults are the zero-setup demo: SQLit
                          (secure cookies, request.is_secure() from the header)
   SIGNAL_MONITOR_MAX_AGE_DAYS / SIGNAL_MONITOR_MAX_EVENTS  retention (signals_prune)
   SIGNAL_MONITOR_WRITER     thread (default) or process: where events are built and stored
+  SIGNAL_MONITOR_SQLITE_PATH  a SQLite file of the monitor's own (alias "signals", with
+                         MonitorRouter; `make run` sets signals.sqlite3): the application's writes
+                         then never wait for the monitor's (SIGNAL_MONITOR_SQLITE_TEST_PATH: its
+                         test copy)
 See docs/deployment.md.
 """
 
@@ -91,6 +95,16 @@ DATABASES = {
         test_path=os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test_db.sqlite3")),
     )
 }
+# The monitor in a SQLite file of its own (`make run` sets it): SQLite takes one writer at a
+# time, and in the application's file the monitor's stores make the application's writes wait
+# (signals_collector.W005; docs/deployment.md). MonitorRouter sends the collector's tables there.
+_MONITOR_SQLITE_PATH = os.environ.get("SIGNAL_MONITOR_SQLITE_PATH", "")
+if _MONITOR_SQLITE_PATH:
+    DATABASES["signals"] = sqlite_database(
+        _MONITOR_SQLITE_PATH,
+        test_path=os.environ.get("SIGNAL_MONITOR_SQLITE_TEST_PATH") or None,
+    )
+    DATABASE_ROUTERS = ["collector.routers.MonitorRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CHANNEL_LAYERS = channel_layers_from_url(os.environ.get("REDIS_URL"))
 # channels-redis waits for messages with a blocking BZPOPMIN of 5 s; redis-py 8 reads with a
@@ -120,6 +134,8 @@ LOGIN_REDIRECT_URL = "/signals/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 SIGNAL_MONITOR: dict[str, object] = {}
+if _MONITOR_SQLITE_PATH:
+    SIGNAL_MONITOR["DATABASE_ALIAS"] = "signals"
 if os.environ.get("SIGNAL_MONITOR_WRITER"):  # "process" in `make run`; the tests keep "thread"
     SIGNAL_MONITOR["WRITER"] = os.environ["SIGNAL_MONITOR_WRITER"]
 for _key, _cast in (("MAX_AGE_DAYS", float), ("MAX_EVENTS", int)):

@@ -247,12 +247,19 @@ print(json.dumps({"child": child}))
          ["signals_collector.W004"]),
         ({"WRITER": "process", "SINKS": ["collector.sinks.MemorySink"]}, None, []),
         ({"WRITER": "thread"}, None, []),
+        # W005: a writer process storing into the application's SQLite file (the default
+        # alias, or another alias naming the same file) makes the application's writes wait.
+        ({"WRITER": "process", "DATABASE_ALIAS": "default"}, None, ["signals_collector.W005"]),
+        ({"WRITER": "process"}, "same file", ["signals_collector.W005"]),
+        ({"WRITER": "process"}, "own file", []),
+        ({"WRITER": "thread"}, "same file", []),
     ],
 )  # fmt: skip
 def test_writer_checks(
     monitor: dict[str, Any], database: Any, expected: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """E005: WRITER must be thread or process; W004: a process writer cannot do the job here."""
+    """E005: WRITER must be thread or process; W004: a process writer cannot do the job here;
+    W005: a process writer would share the application's SQLite file."""
     from django.conf import settings
 
     from collector import checks
@@ -262,6 +269,10 @@ def test_writer_checks(
     # The check reads the config through its module's get_config: patched, so the writer thread
     # of this test process never sees WRITER="process" (it would start a writer process).
     config = {**DEFAULTS, "SINKS": ["collector.sinks.DatabaseSink"], **monitor}
+    if database == "same file":
+        database = {**settings.DATABASES["default"]}
+    elif database == "own file":
+        database = {**settings.DATABASES["default"], "NAME": "/tmp/monitor-own.sqlite3"}
     if database is not None:
         monkeypatch.setitem(settings.DATABASES, "writer_check", database)
         config["DATABASE_ALIAS"] = "writer_check"
@@ -377,3 +388,70 @@ stored = copy.execute(sql).fetchone()[0]
 print(json.dumps({"in_file": stored}))
 """)
     assert out["in_file"] == 300
+
+
+
+OWN_FILE_APP = """
+import json, shutil, sqlite3
+import django
+from django.conf import settings
+
+def sqlite(path):
+    wal = sqlite3.connect(path)  # WAL set once, before two connections race to switch it
+    wal.execute("PRAGMA journal_mode=WAL")
+    wal.close()
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": path,
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}}
+
+settings.configure(
+    SECRET_KEY="x", USE_TZ=True,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "collector"],
+    DATABASES={"default": sqlite("db.sqlite3"), "monitor": sqlite("monitor.sqlite3")},
+    DATABASE_ROUTERS=["collector.routers.MonitorRouter"],
+    SIGNAL_MONITOR={"WRITER": "process", "SINKS": ["collector.sinks.DatabaseSink"],
+                    "DATABASE_ALIAS": "monitor"},
+)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+call_command("migrate", "signals_collector", database="monitor", verbosity=0)
+sqlite3.connect("monitor.sqlite3").execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the schema
+import collector
+from collector import pipeline
+from collector.storage import shares_sqlite_file
+from django.dispatch import Signal
+
+custom = Signal()
+custom.connect(lambda sender, **kw: kw["n"], weak=False)
+for i in range(300):
+    custom.send(sender="s", n=i)
+assert collector.flush(30)
+shutil.copyfile("monitor.sqlite3", "monitor.sqlite3.copy")  # the main file, without its WAL
+sql = "SELECT count(*) FROM signals_collector_event WHERE sender = 's'"
+tables = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'signals_collector%'"
+print(json.dumps({
+    "process": pipeline._current.link is not None and pipeline._current.link.alive,
+    "shared": [shares_sqlite_file("monitor"), shares_sqlite_file("default")],
+    "in_file": sqlite3.connect("monitor.sqlite3.copy").execute(sql).fetchone()[0],
+    "stored": sqlite3.connect("monitor.sqlite3").execute(sql).fetchone()[0],
+    "tables_in_default": sqlite3.connect("db.sqlite3").execute(tables).fetchone()[0],
+}))
+"""
+
+
+def test_in_a_file_of_its_own_the_writer_leaves_checkpoints_to_sqlite(tmp_path: Path) -> None:
+    """With the monitor in a SQLite file of its own (MonitorRouter), only the writer commits
+    there: it does not checkpoint after each store (SQLite does, every 1,000 pages, in the
+    writer's own commits), so 300 events are stored, read through the WAL, while the database
+    file alone does not hold them yet; the application's file has none of the monitor's tables."""
+    script = tmp_path / "own_file_app.py"
+    script.write_text(OWN_FILE_APP)
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+        cwd=str(tmp_path), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {"process": True, "shared": [False, True], "in_file": 0, "stored": 300,
+                   "tables_in_default": 0}

@@ -7,6 +7,7 @@ time from send() to the row in the browser's DOM to tests/artifacts/live_latency
 from __future__ import annotations
 
 import json
+import sqlite3
 import statistics
 import time
 import urllib.error
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import ARTIFACTS, LiveServer
+from tests.conftest import ARTIFACTS, LiveServer, live_env, run_manage
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -219,11 +220,18 @@ def test_non_staff_sees_403_and_the_socket_closes_4403(live_daphne: LiveServer, 
 
 
 def test_live_feed_and_failures_with_a_writer_process(
-    daphne_factory: Callable[..., LiveServer], page: Page
+    daphne_factory: Callable[..., LiveServer], page: Page, tmp_path: Path
 ) -> None:
-    """`make run`'s writer (WRITER="process"): daphne's events are stored by its writer process,
+    """`make run`'s set-up (WRITER="process", the monitor in a SQLite file of its own): daphne's
+    events are stored by its writer process into the monitor's file, none into the application's,
     and their live rows come back to daphne's hub over the socket (in-memory channel layer)."""
-    server = daphne_factory(SIGNAL_MONITOR_WRITER="process")
+    monitor = tmp_path / "signals.sqlite3"
+    env = {"SIGNAL_MONITOR_WRITER": "process", "SIGNAL_MONITOR_SQLITE_PATH": str(monitor)}
+    run_manage(["migrate", "--noinput", "--database", "signals"],
+               env=live_env(tmp_path / "unused.sqlite3", **env))  # fmt: skip
+    server = daphne_factory(**env)
+    in_app_before = _events_in(server.db_path)  # the template's, recorded by its migrate
+    assert "W005" not in server.manage("check").stderr
     errors = open_live_feed(server, page)
     sign_up(server)
     page.wait_for_function(
@@ -244,12 +252,24 @@ def test_live_feed_and_failures_with_a_writer_process(
     )
     assert server.process is not None
     assert str(server.process.pid) in writers
+    with sqlite3.connect(monitor) as monitor_db:
+        stored = monitor_db.execute(EVENTS).fetchone()[0]
+    assert _events_in(server.db_path) == in_app_before and stored > 0
     children = [
         proc for proc in Path("/proc").iterdir()
         if proc.name.isdigit() and f"PPid:\t{server.process.pid}\n" in _read(proc / "status")
     ]  # fmt: skip
     assert any(b"collector.writer_process" in _read(c / "cmdline").encode() for c in children)
     assert not policy_errors(errors), errors
+
+
+EVENTS = "SELECT count(*) FROM signals_collector_event"
+
+
+def _events_in(path: Path) -> int:
+    """Return how many events the SQLite file at ``path`` holds."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute(EVENTS).fetchone()[0])
 
 
 def _read(path: Path) -> str:
