@@ -19,7 +19,10 @@ BENCH_ARGS ?=
 export PYTHON
 
 # pytest exit 5 means "no tests collected": say so and succeed (CI reports it as running no test).
+# The suite keeps one test database: a SIGNAL_MONITOR_SQLITE_PATH exported in the shell (the
+# monitor's own file, config/settings.py) must not reach it.
 define run_pytest
+	env -u SIGNAL_MONITOR_SQLITE_PATH -u SIGNAL_MONITOR_SQLITE_TEST_PATH \
 	$(1)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 endef
@@ -96,4 +99,4 @@ clean:  ## remove build output and test artifacts
 	find . -name __pycache__ -not -path './.venv*' -prune -exec rm -rf {} +
 
 distclean: clean  ## also remove the virtualenvs and local databases
-	rm -rf $(VENV) $(VENV52) db.sqlite3* test_db.sqlite3* collector/_speedups*.so
+	rm -rf $(VENV) $(VENV52) db.sqlite3* test_db.sqlite3* signals.sqlite3* collector/_speedups*.so

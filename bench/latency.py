@@ -122,6 +122,7 @@ def _env(db: Path, **extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_DEBUG="1",
         SQLITE_PATH=str(db),
+        SIGNAL_MONITOR_SQLITE_PATH="",  # one file, migrated once by the benchmark
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(_data.ROOT),
         **extra,

@@ -82,7 +82,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     rows = _process_rows(client, quick) + _thread_rows(client, quick)
     _use_writer("process")
-    rows[0]["events_stored"] = Event.objects.count()
+    rows[0]["events_stored"] = Event.objects.count()  # this interpreter's (paced, thread rows)
     return rows
 
 
@@ -214,9 +214,16 @@ def _serve_arms(client: Any, quick: bool) -> tuple[Arms, float]:
     return arms, (_writer_process_cpu() - writer0) / recorded * 1000
 
 
-def _summary(arms: Arms, writer_ms: float) -> dict[str, Any]:
+def _aa(arms: Arms) -> list[float]:
+    """Return each off arm's CPU per request over the previous one's (arms served in turn)."""
+    off = [a[False][2] / a[False][0] for a in arms]
+    return [later / earlier for earlier, later in zip(off, off[1:], strict=False)]
+
+
+def _summary(arms: Arms, writer_ms: float, aa: list[float] | None = None) -> dict[str, Any]:
     """Return the pairs' median ratios (CPU, wall), their standard errors, the totals' ratios
-    and the A/A figure of ``arms`` (each: {collector on?: (requests, wall, CPU)})."""
+    and the A/A figure of ``arms`` (each: {collector on?: (requests, wall, CPU)}); ``aa``: the
+    A/A ratios when the arms were served by several interpreters (``_aa`` of each)."""
 
     def ratio(pair: dict[bool, tuple[int, float, float]], column: int) -> float:
         """Return (on per request) / (off per request) in one pair of arms."""
@@ -230,8 +237,7 @@ def _summary(arms: Arms, writer_ms: float) -> dict[str, Any]:
 
     cpu = [ratio(pair, 2) for pair in arms]
     wall = [ratio(pair, 1) for pair in arms]
-    off = [a[False][2] / a[False][0] for a in arms]
-    aa = sorted(later / earlier for earlier, later in zip(off, off[1:], strict=False))
+    aa = sorted(_aa(arms) if aa is None else aa) or [1.0]
     return {
         "cpu": statistics.median(cpu),
         "cpu_se": _median_se(cpu),
@@ -263,24 +269,31 @@ def _pooled(quick: bool) -> dict[str, Any]:
     import subprocess
     import sys
 
-    total = int(os.environ.get("BENCH_REQUEST_PAIRS", 4 if quick else 80))
-    count = 1 if quick else int(os.environ.get("BENCH_REQUEST_INTERPRETERS", INTERPRETERS))
+    total = max(2, int(os.environ.get("BENCH_REQUEST_PAIRS", 4 if quick else 80)))
+    count = int(os.environ.get("BENCH_REQUEST_INTERPRETERS", 1 if quick else INTERPRETERS))
+    count = max(1, min(count, total // 2))  # two pairs at least in each
     arms: Arms = []
-    medians, writer = [], []
+    aa: list[float] = []
+    medians, writer, requests = [], [], []
     for index in range(count):
         pairs = total // count + (index < total % count)
         env = {**os.environ, "BENCH_REQUEST_PAIRS": str(pairs),
                "BENCH_REQUEST_QUICK": str(int(quick))}
         done = subprocess.run(
             [sys.executable, "-m", "bench.request", "--arms"], env=env, capture_output=True,
-            text=True, check=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.request --arms exited {done.returncode}:\n{done.stderr[-3000:]}")
         got = json.loads(done.stdout.strip().splitlines()[-1])
         own = [{key == "on": tuple(arm) for key, arm in pair.items()} for pair in got["arms"]]
         arms.extend(own)
+        aa.extend(_aa(own))
         medians.append(_summary(own, got["writer_ms"])["cpu"])
         writer.append(got["writer_ms"])
-    pooled = _summary(arms, statistics.fmean(writer))
+        requests.append(sum(pair[True][0] for pair in own))
+    writer_ms = sum(w * n for w, n in zip(writer, requests, strict=True)) / sum(requests)
+    pooled = _summary(arms, writer_ms, aa)
     pooled["per_interpreter"] = medians
     return pooled
 

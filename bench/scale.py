@@ -597,7 +597,8 @@ def _build(path: Path, calls: int) -> dict[str, Any]:
     """
     building = path.with_name(path.name + ".building")
     _data.remove_sqlite(building)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SQLITE_PATH": str(building)}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SQLITE_PATH": str(building),
+           "SIGNAL_MONITOR_SQLITE_PATH": ""}  # the store is one file
     env.pop("DATABASE_URL", None)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -656,6 +657,7 @@ def _setup(calls: int) -> tuple[Path, dict[str, Any], bool]:
     os.environ.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         SQLITE_PATH=str(path),
+        SIGNAL_MONITOR_SQLITE_PATH="",  # the store is one file
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="bench-scale-only",
     )

@@ -13,6 +13,7 @@ __all__ = [
     "env_bool",
     "env_list",
     "sqlite_database",
+    "default_monitor_file",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -101,3 +102,14 @@ def channel_layers_from_url(redis_url: str | None) -> dict[str, Any]:
             "CONFIG": {"hosts": [redis_url]},
         }
     }
+
+
+def default_monitor_file(default: dict[str, Any]) -> str:
+    """Return the monitor's own SQLite file beside a SQLite ``default`` database (signals.sqlite3
+    in its folder), or "" when the default database is not a SQLite file."""
+    name = str(default.get("NAME", ""))
+    if not str(default.get("ENGINE", "")).endswith("sqlite3") or name in ("", ":memory:"):
+        return ""
+    if name.startswith("file:"):  # a URI filename (mode=memory and the like): keep it simple
+        return ""
+    return str(Path(name).resolve().parent / "signals.sqlite3")

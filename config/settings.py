@@ -13,10 +13,10 @@ Environment variables (all optional; the defaults are the zero-setup demo: SQLit
                          (secure cookies, request.is_secure() from the header)
   SIGNAL_MONITOR_MAX_AGE_DAYS / SIGNAL_MONITOR_MAX_EVENTS  retention (signals_prune)
   SIGNAL_MONITOR_WRITER     thread (default) or process: where events are built and stored
-  SIGNAL_MONITOR_SQLITE_PATH  a SQLite file of the monitor's own (alias "signals", with
-                         MonitorRouter; `make run` sets signals.sqlite3): the application's writes
-                         then never wait for the monitor's (SIGNAL_MONITOR_SQLITE_TEST_PATH: its
-                         test copy)
+  SIGNAL_MONITOR_SQLITE_PATH  the monitor's own SQLite file (alias "signals", with MonitorRouter;
+                         default: signals.sqlite3 beside a SQLite default database, so the
+                         application's writes never wait for the monitor's; "" keeps the monitor
+                         in the default database; SIGNAL_MONITOR_SQLITE_TEST_PATH: its test copy)
 See docs/deployment.md.
 """
 
@@ -28,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.env import (
     channel_layers_from_url,
     database_from_url,
+    default_monitor_file,
     env_bool,
     env_list,
     sqlite_database,
@@ -95,10 +96,15 @@ DATABASES = {
         test_path=os.environ.get("SQLITE_TEST_PATH", str(BASE_DIR / "test_db.sqlite3")),
     )
 }
-# The monitor in a SQLite file of its own (`make run` sets it): SQLite takes one writer at a
-# time, and in the application's file the monitor's stores make the application's writes wait
-# (signals_collector.W005; docs/deployment.md). MonitorRouter sends the collector's tables there.
-_MONITOR_SQLITE_PATH = os.environ.get("SIGNAL_MONITOR_SQLITE_PATH", "")
+# On SQLite the monitor stores into a file of its own, beside the application's (signals.sqlite3):
+# SQLite takes one writer at a time, and in the application's file the monitor's stores make the
+# application's writes wait (signals_collector.W005; docs/deployment.md). MonitorRouter sends the
+# collector's tables there; `make run` migrates both files. SIGNAL_MONITOR_SQLITE_PATH names
+# another file, or "" keeps the monitor in the application's database. Under pytest (which sets
+# PYTEST_VERSION) the suite's single test database is kept unless the variable is set.
+_MONITOR_SQLITE_PATH = os.environ.get("SIGNAL_MONITOR_SQLITE_PATH")
+if _MONITOR_SQLITE_PATH is None and "PYTEST_VERSION" not in os.environ:
+    _MONITOR_SQLITE_PATH = default_monitor_file(DATABASES["default"])
 if _MONITOR_SQLITE_PATH:
     DATABASES["signals"] = sqlite_database(
         _MONITOR_SQLITE_PATH,

@@ -2,7 +2,7 @@
 # Serve the demo: migrate, ensure a staff user, start daphne on HOST:PORT with demo traffic running.
 # Environment: VENV (.venv), HOST (127.0.0.1), PORT (8000), DEMO_RATE (20 events/s),
 #              DEMO_USER (admin), DEMO_PASSWORD (signals-demo), SIGNAL_MONITOR_WRITER (process),
-#              SIGNAL_MONITOR_SQLITE_PATH (signals.sqlite3 unless DATABASE_URL is set).
+#              SIGNAL_MONITOR_SQLITE_PATH (the monitor's own SQLite file; config/settings.py).
 #              Ctrl-C stops both processes.
 set -euo pipefail
 
@@ -23,15 +23,15 @@ if port_open; then
     exit 1
 fi
 
-# SQLite (no DATABASE_URL): the monitor stores into a file of its own, so the demo's own writes
-# never wait for the monitor's (config/settings.py, signals_collector.W005).
-if [ -z "${DATABASE_URL:-}" ]; then
-    export SIGNAL_MONITOR_SQLITE_PATH="${SIGNAL_MONITOR_SQLITE_PATH:-$PWD/signals.sqlite3}"
-fi
-"$py" manage.py migrate --noinput
-if [ -n "${SIGNAL_MONITOR_SQLITE_PATH:-}" ]; then
-    "$py" manage.py migrate --noinput --database signals
-fi
+# On SQLite the monitor stores into a file of its own (config/settings.py: the "signals" alias),
+# so the demo's own writes never wait for the monitor's; it is migrated first, so that the
+# default database's migration signals are stored there.
+for alias in $("$py" -c '
+import config.settings as settings  # the aliases only: no Django set-up, nothing recorded
+print(*sorted(settings.DATABASES, key=lambda alias: alias == "default"))
+'); do
+    "$py" manage.py migrate --noinput --database "$alias"
+done
 "$py" manage.py shell -v 0 -c '
 import os
 from django.contrib.auth import get_user_model

@@ -303,7 +303,9 @@ class LiveServer:
 
 def live_env(db_path: Path, **overrides: str) -> dict[str, str]:
     """Return the environment for a live subprocess: demo settings on the SQLite file `db_path`."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    dropped = {"DATABASE_URL", "REDIS_URL", "SIGNAL_MONITOR_SQLITE_PATH",
+               "SIGNAL_MONITOR_SQLITE_TEST_PATH"}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_DEBUG="1",

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
 import pytest
 
 from config.env import (
     channel_layers_from_url,
     database_from_url,
+    default_monitor_file,
     env_bool,
     env_list,
     sqlite_database,
 )
+from tests.conftest import ROOT
 
 
 def test_postgres_url_is_parsed_with_escapes_and_options() -> None:
@@ -98,3 +106,43 @@ def test_env_list(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env_list("X_HOSTS", ["default"]) == ["a.example", "b.example"]
     monkeypatch.delenv("X_HOSTS")
     assert env_list("X_HOSTS", ["default"]) == ["default"]
+
+
+def test_the_monitor_file_sits_beside_a_sqlite_default_database(tmp_path: Any) -> None:
+    """signals.sqlite3 in the default SQLite file's folder; none for PostgreSQL or memory."""
+    entry = sqlite_database(tmp_path / "sub" / ".." / "db.sqlite3")
+    assert default_monitor_file(entry) == str(tmp_path / "signals.sqlite3")
+    assert default_monitor_file(sqlite_database(":memory:")) == ""
+    assert default_monitor_file(database_from_url("postgres://localhost/shop")) == ""
+
+
+def _settings_in(env: dict[str, str]) -> dict[str, Any]:
+    """Import config.settings in a fresh interpreter with ``env``; return what the monitor uses."""
+    code = (
+        "import json, config.settings as s; print(json.dumps({'aliases': sorted(s.DATABASES), "
+        "'signals': s.DATABASES.get('signals', {}).get('NAME'), "
+        "'routers': getattr(s, 'DATABASE_ROUTERS', []), "
+        "'alias': s.SIGNAL_MONITOR.get('DATABASE_ALIAS', 'default')}))"
+    )
+    keep = {k: v for k, v in os.environ.items()
+            if not k.startswith(("SIGNAL_MONITOR", "PYTEST", "DATABASE_URL", "SQLITE"))}
+    result = subprocess.run([sys.executable, "-c", code], env={**keep, **env}, cwd=ROOT,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    return dict(json.loads(result.stdout))
+
+
+def test_the_project_keeps_the_monitor_in_a_sqlite_file_of_its_own(tmp_path: Any) -> None:
+    """By default (what `make run` serves) the monitor's alias, router and file are set up beside
+    a SQLite default database; "" keeps it in the default database, and so does a pytest run
+    unless the variable is set; a PostgreSQL default needs no file of its own."""
+    db = str(tmp_path / "db.sqlite3")
+    own = _settings_in({"SQLITE_PATH": db})
+    assert own == {"aliases": ["default", "signals"], "signals": str(tmp_path / "signals.sqlite3"),
+                   "routers": ["collector.routers.MonitorRouter"], "alias": "signals"}
+    shared = {"aliases": ["default"], "signals": None, "routers": [], "alias": "default"}
+    assert _settings_in({"SQLITE_PATH": db, "SIGNAL_MONITOR_SQLITE_PATH": ""}) == shared
+    assert _settings_in({"SQLITE_PATH": db, "PYTEST_VERSION": "9"}) == shared
+    assert _settings_in({"DATABASE_URL": "postgres://localhost/shop"}) == shared
+    chosen = str(tmp_path / "elsewhere.sqlite3")
+    assert _settings_in({"SQLITE_PATH": db, "PYTEST_VERSION": "9",
+                         "SIGNAL_MONITOR_SQLITE_PATH": chosen})["signals"] == chosen

@@ -78,6 +78,26 @@ def test_request_sustained_arms_measure_both_arms() -> None:
     assert row["events_in_default"] > 0  # ...in the application's file
 
 
+def test_request_pools_arms_from_several_interpreters() -> None:
+    """The budget row's arms (quick: 2 pairs in each of 2 interpreters, the monitor in its own
+    SQLite file) come back from the child interpreters and are pooled: 4 pairs, one median per
+    interpreter, requests counted in both arms."""
+    code = (
+        "import json, sys; from bench import request as m; client = m.setup_catalogue(); "
+        "sys.stdout.write('@@ROWS@@' + json.dumps(m._pooled(quick=True)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(BENCH_REQUEST_PAIRS="4", BENCH_REQUEST_INTERPRETERS="2")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.split("@@ROWS@@", 1)[1])
+    assert got["pairs"] == 4 and len(got["per_interpreter"]) == 2
+    assert got["requests"] > 8 and got["cpu"] > 0 and got["wall"] > 0
+    assert got["writer_ms"] > 0  # each child's writer process stored its on arms' events
+
+
 def test_memory_tiny() -> None:
     growth, steady, drops, sizes = run_tiny("memory")
     assert growth["baseline"] > 0 and growth["peak"] >= growth["baseline"]

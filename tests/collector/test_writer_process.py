@@ -269,10 +269,11 @@ def test_writer_checks(
     # The check reads the config through its module's get_config: patched, so the writer thread
     # of this test process never sees WRITER="process" (it would start a writer process).
     config = {**DEFAULTS, "SINKS": ["collector.sinks.DatabaseSink"], **monitor}
-    if database == "same file":
-        database = {**settings.DATABASES["default"]}
-    elif database == "own file":
-        database = {**settings.DATABASES["default"], "NAME": "/tmp/monitor-own.sqlite3"}
+    if database in ("same file", "own file"):
+        sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/app.sqlite3"}
+        monkeypatch.setitem(settings.DATABASES, "app_file", sqlite)
+        own = "./../tmp/./monitor-own.sqlite3"  # relative and indirect: compared by real path
+        database = {**sqlite, "NAME": own if database == "own file" else "/tmp/../tmp/app.sqlite3"}
     if database is not None:
         monkeypatch.setitem(settings.DATABASES, "writer_check", database)
         config["DATABASE_ALIAS"] = "writer_check"
@@ -455,3 +456,22 @@ def test_in_a_file_of_its_own_the_writer_leaves_checkpoints_to_sqlite(tmp_path: 
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out == {"process": True, "shared": [False, True], "in_file": 0, "stored": 300,
                    "tables_in_default": 0}
+
+
+def test_a_file_of_its_own_is_checkpointed_every_checkpoint_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shared file after every store; a file of the monitor's own once CHECKPOINT_EVENTS events
+    were stored since the last checkpoint (at full speed that is every store)."""
+    from django.conf import settings
+
+    from collector import storage
+
+    monkeypatch.setitem(settings.DATABASES, "own_ckpt", {
+        "ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/own-ckpt.sqlite3"})  # fmt: skip
+    monkeypatch.setattr(storage, "_since_checkpoint", {})
+    assert all(storage._checkpoint_due("default", 1) for _ in range(3))
+    step = storage.CHECKPOINT_EVENTS // 4
+    assert [storage._checkpoint_due("own_ckpt", step) for _ in range(8)] == [
+        False, False, False, True, False, False, False, True]  # fmt: skip
+    assert storage._checkpoint_due("own_ckpt", storage.CHECKPOINT_EVENTS)

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from collector.conf import get_config
 from collector.selectors import signal_summaries
 
 
@@ -26,14 +27,16 @@ class Command(BaseCommand):
         """Declare --json, --since-minutes and --database."""
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument("--since-minutes", type=int, default=None, help="Only the last N minutes.")
-        parser.add_argument("--database", default="default", help="Database alias to read.")
+        parser.add_argument("--database", default=None,
+                            help="Database alias to read (default: SIGNAL_MONITOR['DATABASE_ALIAS']).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Print the summary."""
         since = None
         if options["since_minutes"] is not None:
             since = timezone.now() - timedelta(minutes=options["since_minutes"])
-        rows = signal_summaries(since=since, using=options["database"])
+        alias = options["database"] or get_config()["DATABASE_ALIAS"]
+        rows = signal_summaries(since=since, using=alias)
         if options["json"]:
             self.stdout.write(json.dumps({"signals": rows}, indent=2))
             return
