@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARKS = [
-    "dispatch", "peers", "request", "request_shared_db", "request_cost", "ingest", "latency", "scale", "memory",
+    "dispatch", "peers", "request", "request_shared_db", "request_cost", "ingest", "latency",
+    "scale", "memory",
 ]
 # Run by the full ``make bench`` (and by ``--only``), not by ``--quick``: several minutes under callgrind.
 FULL_ONLY = {"request_cost"}

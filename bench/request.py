@@ -12,10 +12,10 @@ Measured with each writer (``SIGNAL_MONITOR["WRITER"]``), interleaved on and off
 * ``"process"``: the application process's CPU per request (request thread, the thread that
   ships records, the link's reader) and the wall time, in long arms served off and on in turn
   (``_serve_arms``: each arm includes the writer's periodic stores), 80 pairs pooled from three
-  interpreters (``_pooled``); requests paced at half the rate one thread serves bare (p50 and mean); the writer
-  process's own CPU per request beside them (it runs on another core, outside the application's
-  GIL). ``bench.request_cost`` counts the same request in instructions (callgrind), which load
-  on the machine does not move;
+  interpreters (``_pooled``); requests paced at half the rate one thread serves bare (p50 and
+  mean); the writer process's own CPU per request beside them (it runs on another core, outside
+  the application's GIL). ``bench.request_cost`` counts the same request in instructions
+  (callgrind), which load on the machine does not move;
 * ``"thread"``, reported: the CPU per request of the request thread plus the writer thread
   (building and storing the events in the application's interpreter) and the request thread's
   CPU alone (the hook and the kwargs capture).
@@ -29,7 +29,6 @@ import statistics
 import tempfile
 import time
 from typing import Any
-
 
 # Per pair of arms: {collector on?: (requests served, wall seconds, application CPU seconds)}.
 Arms = list[dict[bool, tuple[int, float, float]]]
@@ -284,7 +283,8 @@ def _pooled(quick: bool) -> dict[str, Any]:
             text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )  # fmt: skip
         if done.returncode != 0:
-            raise RuntimeError(f"bench.request --arms exited {done.returncode}:\n{done.stderr[-3000:]}")
+            tail = done.stderr[-3000:]
+            raise RuntimeError(f"bench.request --arms exited {done.returncode}:\n{tail}")
         got = json.loads(done.stdout.strip().splitlines()[-1])
         own = [{key == "on": tuple(arm) for key, arm in pair.items()} for pair in got["arms"]]
         arms.extend(own)

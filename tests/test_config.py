@@ -124,8 +124,11 @@ def _settings_in(env: dict[str, str]) -> dict[str, Any]:
         "'routers': getattr(s, 'DATABASE_ROUTERS', []), "
         "'alias': s.SIGNAL_MONITOR.get('DATABASE_ALIAS', 'default')}))"
     )
-    keep = {k: v for k, v in os.environ.items()
-            if not k.startswith(("SIGNAL_MONITOR", "PYTEST", "DATABASE_URL", "SQLITE"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SIGNAL_MONITOR", "PYTEST", "DATABASE_URL", "SQLITE"))
+    }
     result = subprocess.run([sys.executable, "-c", code], env={**keep, **env}, cwd=ROOT,
                             capture_output=True, text=True, check=True)  # fmt: skip
     return dict(json.loads(result.stdout))
@@ -137,12 +140,20 @@ def test_the_project_keeps_the_monitor_in_a_sqlite_file_of_its_own(tmp_path: Any
     unless the variable is set; a PostgreSQL default needs no file of its own."""
     db = str(tmp_path / "db.sqlite3")
     own = _settings_in({"SQLITE_PATH": db})
-    assert own == {"aliases": ["default", "signals"], "signals": str(tmp_path / "signals.sqlite3"),
-                   "routers": ["collector.routers.MonitorRouter"], "alias": "signals"}
+    assert own == {
+        "aliases": ["default", "signals"],
+        "signals": str(tmp_path / "signals.sqlite3"),
+        "routers": ["collector.routers.MonitorRouter"],
+        "alias": "signals",
+    }
     shared = {"aliases": ["default"], "signals": None, "routers": [], "alias": "default"}
     assert _settings_in({"SQLITE_PATH": db, "SIGNAL_MONITOR_SQLITE_PATH": ""}) == shared
     assert _settings_in({"SQLITE_PATH": db, "PYTEST_VERSION": "9"}) == shared
     assert _settings_in({"DATABASE_URL": "postgres://localhost/shop"}) == shared
     chosen = str(tmp_path / "elsewhere.sqlite3")
-    assert _settings_in({"SQLITE_PATH": db, "PYTEST_VERSION": "9",
-                         "SIGNAL_MONITOR_SQLITE_PATH": chosen})["signals"] == chosen
+    assert (
+        _settings_in(
+            {"SQLITE_PATH": db, "PYTEST_VERSION": "9", "SIGNAL_MONITOR_SQLITE_PATH": chosen}
+        )["signals"]
+        == chosen
+    )

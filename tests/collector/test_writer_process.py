@@ -68,12 +68,17 @@ def run_app(
     tmp_path: Path, body: str, *, db: str = "", sinks: str = "", extra: str = "{}", head: str = ""
 ) -> dict[str, Any]:
     """Run head + PRELUDE + body as an application process; return the JSON it printed last."""
-    script = tmp_path / "app.py"
     database = db or str(tmp_path / "db.sqlite3")
     sinks = sinks or '["collector.sinks.DatabaseSink"]'
-    script.write_text(
-        f"{head}\nDB = {database!r}\nSINKS = {sinks}\nEXTRA = {extra}\n" + PRELUDE + body
+    return run_script(
+        tmp_path, f"{head}\nDB = {database!r}\nSINKS = {sinks}\nEXTRA = {extra}\n" + PRELUDE + body
     )
+
+
+def run_script(tmp_path: Path, text: str) -> dict[str, Any]:
+    """Run ``text`` as a script in ``tmp_path``; return the JSON it printed last."""
+    script = tmp_path / "app.py"
+    script.write_text(text)
     env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
@@ -442,18 +447,10 @@ print(json.dumps({
 
 def test_in_a_file_of_its_own_the_writer_leaves_checkpoints_to_sqlite(tmp_path: Path) -> None:
     """With the monitor in a SQLite file of its own (MonitorRouter), only the writer commits
-    there: it does not checkpoint after each store (SQLite does, every 1,000 pages, in the
-    writer's own commits), so 300 events are stored, read through the WAL, while the database
-    file alone does not hold them yet; the application's file has none of the monitor's tables."""
-    script = tmp_path / "own_file_app.py"
-    script.write_text(OWN_FILE_APP)
-    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-        cwd=str(tmp_path), env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    there: it does not checkpoint after each store (only every CHECKPOINT_EVENTS events, and
+    SQLite itself every 1,000 pages), so 300 events are stored, read through the WAL, while the
+    database file alone does not hold them yet; the application's file has none of its tables."""
+    out = run_script(tmp_path, OWN_FILE_APP)
     assert out == {"process": True, "shared": [False, True], "in_file": 0, "stored": 300,
                    "tables_in_default": 0}
 

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
         parser.add_argument("--since-minutes", type=int, default=None, help="Only the last N minutes.")
         parser.add_argument("--database", default=None,
-                            help="Database alias to read (default: SIGNAL_MONITOR['DATABASE_ALIAS']).")
+                            help="Database alias to read (SIGNAL_MONITOR['DATABASE_ALIAS']).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Print the summary."""
