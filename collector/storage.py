@@ -216,7 +216,7 @@ def write_batch(alias: str, events: list[EventDict], unheard: dict[str, int]) ->
         _checkpoint(conn)
 
 
-def _sqlite_file(entry: dict[str, Any]) -> str:
+def sqlite_file(entry: dict[str, Any]) -> str:
     """Return the real path of a SQLite database entry's file ("" for another engine or an
     in-memory database; a ``file:`` URI as it is)."""
     name = str(entry.get("NAME", ""))
@@ -232,10 +232,10 @@ def shares_sqlite_file(alias: str) -> bool:
     SQLite file as another alias: the monitor's writes then share one file (and its one write
     lock) with the application's."""
     databases = settings.DATABASES
-    own = _sqlite_file(databases.get(alias, {}))
+    own = sqlite_file(databases.get(alias, {}))
     if alias == DEFAULT_DB_ALIAS or not own:
         return True
-    return any(other != alias and _sqlite_file(entry) == own for other, entry in databases.items())
+    return any(other != alias and sqlite_file(entry) == own for other, entry in databases.items())
 
 
 # SQLite in WAL mode, the monitor in the application's file: after each store the writer copies
