@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_safe
 from collector.conf import get_config
 from collector.live import health as live_health
 from collector.models import ReceiverCall, ReceiverStat
+from collector.storage import tables_exist
 from dashboard import registry as signal_registry
 from dashboard import selectors
 from dashboard.access import staff_required
@@ -38,7 +41,31 @@ View = Callable[..., HttpResponse]
 
 def dashboard_view(view: View) -> View:
     """Every page: GET/HEAD only, staff only, never cached, with the CSP header."""
-    return csp_protected(staff_required(never_cache(require_safe(view))))
+    return csp_protected(staff_required(never_cache(require_safe(_store_migrated(view)))))
+
+
+def _store_migrated(view: View) -> View:
+    """Render the page now; if the monitor's database lacks the collector's tables, answer 503
+    with the command that creates them instead of a server error."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response = view(request, *args, **kwargs)
+            if isinstance(response, TemplateResponse) and not response.is_rendered:
+                response.render()  # the tables' queries run here
+            return response
+        except DatabaseError:
+            alias = str(get_config()["DATABASE_ALIAS"])
+            try:
+                missing = not tables_exist(alias)
+            except DatabaseError:  # the database itself is away: the error as it was
+                missing = False
+            if not missing:
+                raise
+            return _render(request, "unmigrated.html", {"alias": alias}, status=503)
+
+    return checked
 
 
 def _render(

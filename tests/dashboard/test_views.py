@@ -317,3 +317,35 @@ def test_failures_list_pages_count_from_the_rollups(staff_client: Client) -> Non
     assert not any("receivercall" in sql for sql in counts)  # no COUNT over stored calls
     _, page = get(staff_client, "failures", "?view=list&per_page=2&since=24h&page=2")
     assert page.rows() == 1
+
+
+def test_a_store_without_the_collector_tables_answers_503_with_the_migrate_command(
+    staff_client: Client, empty_store: None
+) -> None:
+    """The monitor's database not migrated (`migrate --database <alias>` forgotten): every page
+    says what to run instead of failing with a server error; the dropped table comes back with
+    the test's transaction."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE signals_collector_receiverstat")
+    response = staff_client.get(reverse("signals_dashboard:receivers"))
+    assert response.status_code == 503
+    text = response.content.decode()
+    assert "migrate --database default" in text and "Traceback" not in text
+
+
+def test_a_database_error_with_the_tables_in_place_is_not_hidden(
+    staff_client: Client, empty_store: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only missing tables become the 503 page: any other database error propagates as it was."""
+    from django.db import OperationalError
+
+    from dashboard import selectors
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr(selectors, "signal_overview", broken)
+    with pytest.raises(OperationalError, match="disk I/O"):
+        staff_client.get(reverse("signals_dashboard:signals"))
