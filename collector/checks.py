@@ -90,16 +90,23 @@ def check_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
 REDACT = "collector.processors.RedactProcessor"
 
 
+def _configured(paths: list[Any], base: str) -> bool:
+    """Return True when one of the dotted ``paths`` imports as ``base`` or a subclass of it
+    (paths that do not import are E001's business, not this answer's)."""
+    for path in paths:
+        try:
+            if issubclass(import_string(str(path)), import_string(base)):
+                return True
+        except (ImportError, TypeError):
+            continue
+    return False
+
+
 @register(Tags.security)
 def check_redaction(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W003: without RedactProcessor, passwords and tokens in signal arguments are stored."""
-    processors = [str(p) for p in get_config()["PROCESSORS"]]
-    for path in processors:
-        try:
-            if issubclass(import_string(path), import_string(REDACT)):
-                return []
-        except (ImportError, TypeError):
-            continue
+    if _configured(get_config()["PROCESSORS"], REDACT):
+        return []
     return [Warning(
         "SIGNAL_MONITOR['PROCESSORS'] has no RedactProcessor: secret-looking arguments "
         "(password, token, key, cookie, session, ...) are stored and shown as they are.",
@@ -202,25 +209,13 @@ def check_writer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return messages + _check_shared_sqlite(config, entry)
 
 
-def _stores(config: dict[str, Any]) -> bool:
-    """Return True when a DatabaseSink (or a subclass) is among the configured sinks."""
-    from collector.sinks import DatabaseSink
-
-    for path in config["SINKS"]:
-        try:
-            if issubclass(import_string(path), DatabaseSink):
-                return True
-        except (ImportError, TypeError):
-            continue
-    return False
-
-
 def _check_shared_sqlite(config: dict[str, Any], entry: dict[str, Any]) -> list[CheckMessage]:
     """W005: a writer process storing into the application's SQLite file makes its writes wait."""
     from collector.storage import shares_sqlite_file, sqlite_file
 
     name = sqlite_file(entry)
-    if not name or not shares_sqlite_file(config["DATABASE_ALIAS"]) or not _stores(config):
+    if (not name or not shares_sqlite_file(config["DATABASE_ALIAS"])
+            or not _configured(config["SINKS"], "collector.sinks.DatabaseSink")):
         return []
     return [Warning(
         f"The signal monitor stores into the application's SQLite file ({name}) from a writer "
