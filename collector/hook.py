@@ -16,8 +16,9 @@ Record layout (decoded by ``events.build``): a list while the fast path's send r
 the frame nested sends read their parent from), queued as a tuple (``capture.seal``); the general
 path's are tuples ``[seq, signal, sender, method, request_path,
 parent, kwargs, extra, start, name0, end0, name1, end1, ...]``. ``seq`` is this process's sequence
-number (the writer turns it into the globally unique event id; ``None`` until a nested send needs
-it as its parent's number, and then the writer draws it); ``signal`` and ``sender`` are names, or
+number (the writer turns it into the globally unique event id; ``None`` unless a nested send
+needed it as its parent's number: the writer draws the others, a writer process from
+``WRITER_SEQ_BASE`` up); ``signal`` and ``sender`` are names, or
 a signal or class the writer has not named yet; ``parent`` is ``None`` or ``(seq, call index)``;
 ``kwargs`` is ``None`` or the captured arguments (``capture.capture_compact``: a dict, or
 ``(keys, value, ...)`` of plain values that ``capture.expand`` turns into it); ``extra`` is ``None``
@@ -84,6 +85,9 @@ _task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
 
 _TOKEN = random.getrandbits(31)
 _seq = itertools.count(1)
+# A writer process numbers the records its application left unnumbered from here up: the
+# application's own numbers (nested sends' parents, the general path's) stay below it.
+WRITER_SEQ_BASE: Final = 1 << 31
 _seq_lock = threading.Lock()
 
 # The runtime's queue and its capacity; records are appended here (set by runtime.attach).

@@ -1,8 +1,9 @@
 """The application's end of WRITER="process": start the writer process and ship records to it.
 
 With ``SIGNAL_MONITOR["WRITER"] = "process"`` the application's writer thread does not build,
-redact or store events. Each round it gives every record its signal name, sender label and
-sequence number (the objects stay here), pickles the batch and writes it to a socket. The writer
+redact or store events. Each round it gives every record its signal name and sender label (the
+objects stay here), marshals the batch and writes it to a socket; the writer process numbers the
+records no nested send numbered here (from ``hook.WRITER_SEQ_BASE`` up, so the two never meet). The writer
 process (``collector.writer_process``), started once per application process with this process's
 settings, runs the usual pipeline on them, so the work that costs ~40 us an event runs in another
 interpreter, on another core, and never holds this process's GIL.
@@ -91,14 +92,11 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
 
 
 def portable(record: Any) -> Any:
-    """Return the record with its signal and sender as names and its sequence number drawn.
-
-    The fast path's records are lists nothing reads once queued: they are completed in place.
-    """
+    """Return the record with its signal and sender as names (its number stays as it is: the
+    writer process draws the missing ones). The fast path's records are lists nothing reads once
+    queued: they are completed in place."""
     if type(record) is not list:
         record = list(record)
-    if record[0] is None:  # numbers are this process's: the writer process must not draw them
-        record[0] = next(hook._seq)
     if type(record[1]) is not str:
         record[1] = naming.signal_name(record[1])
     sender = record[2]
@@ -109,17 +107,10 @@ def portable(record: Any) -> Any:
 
 
 def portable_all(records: list[Any]) -> list[Any]:
-    """Make the records portable in place and return the list: ``portable`` each, with complete
-    records (named signal and sender; the fast path's sealed tuples) only numbered, inline."""
-    seq = hook._seq
+    """Make the records portable in place and return the list (complete records, with a named
+    signal and sender, as the fast path's sealed tuples are, stay as they are)."""
     for index, record in enumerate(records):
-        if type(record[1]) is str and type(record[2]) is str:
-            if record[0] is None:
-                if type(record) is tuple:
-                    records[index] = (next(seq), *record[1:])
-                else:
-                    record[0] = next(seq)
-        else:
+        if type(record[1]) is not str or type(record[2]) is not str:
             records[index] = portable(record)
     return records
 

@@ -13,6 +13,7 @@ handling decides what is flushed.
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import select
 import signal
@@ -64,7 +65,8 @@ def main(argv: list[str]) -> int:
     from collector import hook, live, pipeline, runtime
 
     hook.muted.set(True)
-    hook._TOKEN = hello["token"]  # event ids are the application's: its token, its numbers
+    hook._TOKEN = hello["token"]  # event ids are the application's: its token, and numbers
+    hook._seq = itertools.count(hook.WRITER_SEQ_BASE)  # above any the application draws
     runtime.adopt(hello["pid"], hello["started_at"])
     uplink = _Uplink(sock)
     live.set_uplink(uplink)
