@@ -1,12 +1,13 @@
 """The application's end of WRITER="process": start the writer process and ship records to it.
 
 With ``SIGNAL_MONITOR["WRITER"] = "process"`` the application's writer thread does not build,
-redact or store events. Each round it gives every record its signal name and sender label (the
-objects stay here), marshals the batch and writes it to a socket; the writer process numbers the
-records no nested send numbered here (from ``hook.WRITER_SEQ_BASE`` up, so the two never meet). The writer
-process (``collector.writer_process``), started once per application process with this process's
-settings, runs the usual pipeline on them, so the work that costs ~40 us an event runs in another
-interpreter, on another core, and never holds this process's GIL.
+redact or store events. Each round it gives every record its signal name and sender label
+(the objects stay here), marshals the batch and writes it to a socket; the writer process
+numbers the records left unnumbered here (from ``hook.WRITER_SEQ_BASE`` up, above the
+application's own numbers). The writer process (``collector.writer_process``), started once
+per application process with this process's settings, runs the usual pipeline on them, so the
+work that costs ~40 us an event runs in another interpreter, on another core, and never holds
+this process's GIL.
 
 The link keeps what an in-process writer gives: ``flush()`` is a round trip answered once the
 writer process stored everything; drops and counters of both processes land in one health row
