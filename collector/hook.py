@@ -85,8 +85,9 @@ _task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
 
 _TOKEN = random.getrandbits(31)
 _seq = itertools.count(1)
-# A writer process numbers the records its application left unnumbered from here up: the
-# application's own numbers (nested sends' parents, the general path's) stay below it.
+# A writer process numbers the records its application left unnumbered from here up (plus the
+# records shipped to the writer processes before it: ``link``): the application's own numbers
+# (nested sends' parents, the general path's) stay below it.
 WRITER_SEQ_BASE: Final = 1 << 31
 _seq_lock = threading.Lock()
 

@@ -116,6 +116,24 @@ def portable_all(records: list[Any]) -> list[Any]:
     return records
 
 
+# Records this process shipped to any writer process so far. Each writer process numbers only
+# records shipped to it, so one started now numbers from WRITER_SEQ_BASE plus this count: a
+# writer process that replaces another (new settings) never draws a number the other drew.
+_shipped_total = 0
+_shipped_lock = threading.Lock()
+
+
+def _reset_shipped_after_fork() -> None:
+    """In a forked child (a token of its own, hook.reseed_after_fork): start the count again,
+    with a lock no thread of the parent can be holding."""
+    global _shipped_total, _shipped_lock
+    _shipped_total = 0
+    _shipped_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_shipped_after_fork)
+
+
 # Settings the writer process cannot do without: if one does not pickle, the thread writes.
 ESSENTIAL = ("DATABASES", "INSTALLED_APPS", "SIGNAL_MONITOR", "CHANNEL_LAYERS", "USE_TZ")
 
@@ -213,11 +231,14 @@ class WriterLink:
             )  # fmt: skip
         finally:
             theirs.close()
+        with _shipped_lock:
+            seq_base = hook.WRITER_SEQ_BASE + _shipped_total
         hello = {
             "settings": values,
             "skipped": skipped,
             "pid": os.getpid(),
             "token": hook._TOKEN,
+            "seq_base": seq_base,
             "started_at": runtime.started_at,
         }
         ours.settimeout(START_TIMEOUT)
@@ -248,6 +269,9 @@ class WriterLink:
         except Exception as exc:  # noqa: BLE001 - a record that will not pickle: the thread
             self._lost(f"batch could not be shipped: {exc!r}")  # builds it (and counts it)
             return False
+        global _shipped_total
+        with _shipped_lock:
+            _shipped_total += len(batch)
         with self._cond:
             self._shipped += len(batch)
         return True

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
 
     hook.muted.set(True)
     hook._TOKEN = hello["token"]  # event ids are the application's: its token, and numbers
-    hook._seq = itertools.count(hook.WRITER_SEQ_BASE)  # above any the application draws
+    hook._seq = itertools.count(hello["seq_base"])  # above any number drawn for this token
     runtime.adopt(hello["pid"], hello["started_at"])
     uplink = _Uplink(sock)
     live.set_uplink(uplink)

@@ -151,9 +151,11 @@ def test_the_writer_process_numbers_what_the_application_left_unnumbered(
 ) -> None:
     """Fast-path records travel unnumbered and the writer process numbers them from
     WRITER_SEQ_BASE up; numbers the application drew (a nested send's parent, the general path's
-    sends) stay below, so every id is distinct and a child still finds its parent."""
+    sends) stay below, so every id is distinct and a child still finds its parent. A writer
+    process that replaces another (new settings) numbers above everything shipped before it."""
     out = run_app(tmp_path, """
 from collector import hook
+from django.test.utils import override_settings
 wrapper = Signal()
 wrapper.connect(outer, weak=False)
 custom.send(sender="first", n=0)
@@ -162,20 +164,30 @@ for i in range(300):
     custom.send(sender="fast", n=i)
     wrapper.send(sender="w")
 assert collector.flush(30)
-print(json.dumps({"base": hook.WRITER_SEQ_BASE, "fast": hook._known.get(custom) is not None}))
+first = pipeline._current.link.process.pid
+override_settings(SIGNAL_MONITOR={**settings.SIGNAL_MONITOR, "FLUSH_INTERVAL": 0.05}).enable()
+for i in range(300):
+    custom.send(sender="again", n=i)
+assert collector.flush(30)
+second = pipeline._current.link.process.pid
+print(json.dumps({"base": hook.WRITER_SEQ_BASE, "fast": hook._known.get(custom) is not None,
+                  "replaced": first != second}))
 """)
     assert out["fast"], "the custom signal never took the fast path"
+    assert out["replaced"], "the new settings did not start another writer process"
     base = out["base"]
     numbers = [i & 0xFFFFFFFF for (i,) in rows(tmp_path, "SELECT id FROM EV WHERE sender='fast'")]
     assert len(numbers) == 300  # the first few, before the names were learned, took _dispatch
     assert sum(n >= base for n in numbers) >= 250
+    again = [i & 0xFFFFFFFF for (i,) in rows(tmp_path, "SELECT id FROM EV WHERE sender='again'")]
+    assert len(again) == 300 and min(again) > max(numbers)
     parents = rows(tmp_path, "SELECT id FROM EV WHERE signal='__main__.wrapper'")
     assert len(parents) == 300 and max(i & 0xFFFFFFFF for (i,) in parents) < base
     linked = rows(tmp_path, "SELECT count(*) FROM EV c JOIN EV p ON c.parent_id = p.id "
                             "WHERE c.signal='__main__.inner' AND p.signal='__main__.wrapper'")
     assert linked == [(300,)]
     ids = rows(tmp_path, "SELECT count(*), count(DISTINCT id) FROM EV")[0]
-    assert ids[0] == ids[1] >= 901
+    assert ids[0] == ids[1] >= 1201
 
 
 def test_a_dead_writer_process_hands_over_to_the_thread(tmp_path: Path) -> None:
