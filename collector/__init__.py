@@ -9,9 +9,12 @@ __all__ = ["install", "uninstall", "is_installed", "flush"]
 
 
 def install() -> bool:
-    """Start recording every signal in this process; return False if it already was (idempotent)."""
-    from collector import hook, runtime
+    """Start recording every signal in this process; return False if it already was (idempotent)
+    or this is a writer process (whose own work is never recorded)."""
+    from collector import hook, link, runtime
 
+    if link.IN_WRITER_PROCESS:
+        return False
     runtime.attach()
     installed = hook.install()
     # Start the writer now; the hot path only checks it every 256 sends.

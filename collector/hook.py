@@ -16,9 +16,10 @@ Record layout (decoded by ``events.build``): a list while the fast path's send r
 the frame nested sends read their parent from), queued as a tuple (``capture.seal``); the general
 path's are tuples ``[seq, signal, sender, method, request_path,
 parent, kwargs, extra, start, name0, end0, name1, end1, ...]``. ``seq`` is this process's sequence
-number (the writer turns it into the globally unique event id; ``None`` unless a nested send
-needed it as its parent's number: the writer draws the others, a writer process from
-``WRITER_SEQ_BASE`` up); ``signal`` and ``sender`` are names, or
+number (the writer turns it into the globally unique event id; the general path's records are
+numbered at the send, the fast path's ``None`` unless a nested send needed the number for its
+parent: the writer draws the others, a writer process in a half of its own, see
+``WRITER_SEQ_BASE``); ``signal`` and ``sender`` are names, or
 a signal or class the writer has not named yet; ``parent`` is ``None`` or ``(seq, call index)``;
 ``kwargs`` is ``None`` or the captured arguments (``capture.capture_compact``: a dict, or
 ``(keys, value, ...)`` of plain values that ``capture.expand`` turns into it); ``extra`` is ``None``
@@ -40,7 +41,7 @@ import traceback as _tb
 import weakref
 from _thread import get_ident
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from time import perf_counter
 from typing import Any, Final, Generic, TypeVar
@@ -83,12 +84,24 @@ _START: Final = 9
 # Async receivers share one context under 6.1's TaskGroup, so their parent is kept per task.
 _task_parents: dict[asyncio.Task[Any], tuple[int, int]] = {}
 
-_TOKEN = random.getrandbits(31)
-_seq = itertools.count(1)
-# A writer process numbers the records its application left unnumbered from here up (plus the
-# records shipped to the writer processes before it: ``link``): the application's own numbers
-# (nested sends' parents, the general path's) stay below it.
+# Sequence numbers are 32 bits in an event id, in two halves that never meet: the application
+# draws its own (nested sends' parents, the general path's sends, an in-process writer's) below
+# WRITER_SEQ_BASE; a writer process numbers the records its application left unnumbered from
+# WRITER_SEQ_BASE plus the records shipped to the writer processes before it (``link``) up. Each
+# half wraps within itself.
 WRITER_SEQ_BASE: Final = 1 << 31
+_HALF: Final = WRITER_SEQ_BASE - 1
+
+
+def numbers(start: int, base: int = 0) -> Iterator[int]:
+    """Return a thread-safe counter from ``start`` that wraps within the half at ``base``
+    (C iterators only: each ``next()`` is atomic under the GIL)."""
+    within = map(_HALF.__and__, itertools.count(start))
+    return within if not base else map(base.__or__, within)
+
+
+_TOKEN = random.getrandbits(31)
+_seq = numbers(1)
 _seq_lock = threading.Lock()
 
 # The runtime's queue and its capacity; records are appended here (set by runtime.attach).
@@ -860,7 +873,7 @@ def reseed_after_fork() -> None:
     """Give a forked child its own id token and sequence, and forget the parent's state."""
     global _TOKEN, _seq, _seq_lock
     _TOKEN = random.getrandbits(31)
-    _seq = itertools.count(1)
+    _seq = numbers(1)
     _seq_lock = threading.Lock()  # another thread may have held it at the fork
     _task_parents.clear()
     unheard.clear()

@@ -93,9 +93,8 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
 
 
 def portable(record: Any) -> Any:
-    """Return the record with its signal and sender as names (its number stays as it is: the
-    writer process draws the missing ones). The fast path's records are lists nothing reads once
-    queued: they are completed in place."""
+    """Return the record as a list with its signal and sender as names (its number stays as it
+    is: the writer process draws the missing ones); a list is completed in place."""
     if type(record) is not list:
         record = list(record)
     if type(record[1]) is not str:
@@ -116,9 +115,10 @@ def portable_all(records: list[Any]) -> list[Any]:
     return records
 
 
-# Records this process shipped to any writer process so far. Each writer process numbers only
-# records shipped to it, so one started now numbers from WRITER_SEQ_BASE plus this count: a
-# writer process that replaces another (new settings) never draws a number the other drew.
+# Records this process shipped (or tried to) to any writer process so far. Each writer process
+# numbers only records shipped to it, so one started now numbers from WRITER_SEQ_BASE plus this
+# count: a writer process that replaces another (new settings) never draws a number the other
+# drew.
 _shipped_total = 0
 _shipped_lock = threading.Lock()
 
@@ -232,7 +232,7 @@ class WriterLink:
         finally:
             theirs.close()
         with _shipped_lock:
-            seq_base = hook.WRITER_SEQ_BASE + _shipped_total
+            seq_base = _shipped_total  # numbered from WRITER_SEQ_BASE + this (hook.numbers)
         hello = {
             "settings": values,
             "skipped": skipped,
@@ -260,6 +260,9 @@ class WriterLink:
         sock = self.sock
         if sock is None or not self.alive:
             return False
+        global _shipped_total
+        with _shipped_lock:  # counted first: a writer process started later numbers above them
+            _shipped_total += len(records)
         try:
             batch = portable_all(records)
             send_batch(sock, (batch, unheard, self._meta()))
@@ -269,9 +272,6 @@ class WriterLink:
         except Exception as exc:  # noqa: BLE001 - a record that will not pickle: the thread
             self._lost(f"batch could not be shipped: {exc!r}")  # builds it (and counts it)
             return False
-        global _shipped_total
-        with _shipped_lock:
-            _shipped_total += len(batch)
         with self._cond:
             self._shipped += len(batch)
         return True

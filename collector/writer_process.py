@@ -13,7 +13,6 @@ handling decides what is flushed.
 from __future__ import annotations
 
 import gc
-import itertools
 import os
 import select
 import signal
@@ -65,8 +64,8 @@ def main(argv: list[str]) -> int:
     from collector import hook, live, pipeline, runtime
 
     hook.muted.set(True)
-    hook._TOKEN = hello["token"]  # event ids are the application's: its token, and numbers
-    hook._seq = itertools.count(hello["seq_base"])  # above any number drawn for this token
+    hook._TOKEN = hello["token"]  # event ids are the application's: its token; its numbers,
+    hook._seq = hook.numbers(hello["seq_base"], hook.WRITER_SEQ_BASE)  # and ours in the top half
     runtime.adopt(hello["pid"], hello["started_at"])
     uplink = _Uplink(sock)
     live.set_uplink(uplink)

@@ -190,6 +190,35 @@ print(json.dumps({"base": hook.WRITER_SEQ_BASE, "fast": hook._known.get(custom) 
     assert ids[0] == ids[1] >= 1201
 
 
+def test_sequence_numbers_wrap_within_their_half() -> None:
+    """The application's numbers wrap below WRITER_SEQ_BASE, a writer process's above it."""
+    from collector import hook
+
+    base = hook.WRITER_SEQ_BASE
+    app = hook.numbers(base - 2)
+    assert [next(app) for _ in range(4)] == [base - 2, base - 1, 0, 1]
+    writer = hook.numbers(base - 1, base)
+    assert [next(writer) for _ in range(3)] == [2 * base - 1, base, base + 1]
+    assert [next(hook.numbers(5, base)), next(hook.numbers(5))] == [base + 5, 5]
+
+
+def test_install_is_refused_in_a_writer_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project calling collector.install() in its ready() runs it in the writer process too:
+    nothing there may be recorded (its numbers would not be counted by the application)."""
+    import collector
+    from collector import hook, link
+
+    was = hook.is_installed()
+    monkeypatch.setattr(link, "IN_WRITER_PROCESS", True)
+    hook.uninstall()
+    try:
+        assert collector.install() is False
+        assert not hook.is_installed()
+    finally:
+        if was:
+            hook.install()
+
+
 def test_a_dead_writer_process_hands_over_to_the_thread(tmp_path: Path) -> None:
     """SIGKILL the writer process: nothing raises, later events are stored from the thread."""
     out = run_app(tmp_path, """
