@@ -220,7 +220,8 @@ def test_install_is_refused_in_a_writer_process(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_dead_writer_process_hands_over_to_the_thread(tmp_path: Path) -> None:
-    """SIGKILL the writer process: nothing raises, later events are stored from the thread."""
+    """SIGKILL the writer process: nothing raises, later events are stored from the thread; a
+    writer process started after it (new settings) stores the next ones, every id distinct."""
     out = run_app(tmp_path, """
 for i in range(50):
     custom.send(sender="before", n=i)
@@ -235,11 +236,22 @@ for i in range(50):
     assert custom.send(sender="after", n=i)[0][1] == i
 assert collector.flush(30)
 assert pipeline._current.link is None
-print(json.dumps({"child": child, "snapshot": runtime.snapshot()}))
+snapshot = runtime.snapshot()
+# New settings start another writer process, which numbers above what the dead one was sent.
+from django.test.utils import override_settings
+override_settings(SIGNAL_MONITOR={**settings.SIGNAL_MONITOR, "FLUSH_INTERVAL": 0.05}).enable()
+for i in range(50):
+    custom.send(sender="later", n=i)
+assert collector.flush(30)
+assert pipeline._current.link is not None and pipeline._current.link.alive
+print(json.dumps({"child": child, "snapshot": snapshot}))
 """)
     stored = dict(rows(tmp_path, "SELECT sender, count(*) FROM EV GROUP BY sender"))
     assert stored["before"] == 50
     assert stored["after"] == 50
+    assert stored["later"] == 50
+    ids = rows(tmp_path, "SELECT count(*), count(DISTINCT id) FROM EV")[0]
+    assert ids[0] == ids[1]
     assert out["snapshot"]["writer_process_errors"] == 1
     assert "writer process exited" in out["snapshot"]["last_error"]
     assert gone(out["child"])
