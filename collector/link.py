@@ -123,15 +123,12 @@ _shipped_total = 0
 _shipped_lock = threading.Lock()
 
 
-def _reset_shipped_after_fork() -> None:
+def after_fork() -> None:
     """In a forked child (a token of its own, hook.reseed_after_fork): start the count again,
-    with a lock no thread of the parent can be holding."""
+    with a lock no thread of the parent can be holding (runtime's fork handler calls this)."""
     global _shipped_total, _shipped_lock
     _shipped_total = 0
     _shipped_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_shipped_after_fork)
 
 
 # Settings the writer process cannot do without: if one does not pickle, the thread writes.

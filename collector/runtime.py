@@ -440,13 +440,14 @@ def _after_fork_in_child() -> None:
 
 def _forget_parent_state() -> None:
     """Reset other modules' state that a forked child must not share with its parent."""
-    from collector import naming, pipeline
+    from collector import link, naming, pipeline
 
     hook._lock = threading.Lock()  # install()/uninstall() mid-way in another thread
     naming._scan_lock = threading.Lock()  # the writer naming a signal at the moment of the fork
     inherited = pipeline._current
     if inherited is not None and inherited.link is not None:
         inherited.link.forget()
+    link.after_fork()
     pipeline._current = None
     pipeline._build_lock = threading.Lock()
     try:
