@@ -76,10 +76,10 @@ $(VENV)/.bench.stamp: $(VENV)/.requirements.stamp $(VENV)/.speedups.stamp $(wild
 	@if [ -f bench/requirements.txt ]; then $(VENV)/bin/python -m pip install --disable-pip-version-check -q -r bench/requirements.txt; fi
 	@touch $@
 
-bench: $(VENV)/.bench.stamp  ## the benchmarks, one table of figures
+bench: system $(VENV)/.bench.stamp  ## the benchmarks, one table of figures (starts Redis and PostgreSQL first)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
-bench-quick: $(VENV)/.bench.stamp  ## a few-minute subset of the benchmarks (no callgrind request cost)
+bench-quick: system $(VENV)/.bench.stamp  ## a few-minute subset of the benchmarks (no callgrind request cost)
 	$(VENV)/bin/python -m bench --quick $(BENCH_ARGS)
 
 $(VENV)/.dev.stamp: $(VENV)/.requirements.stamp requirements-dev.txt

@@ -402,7 +402,7 @@ def run(quick: bool = False, tiny: bool = False) -> list[dict[str, Any]]:
                     row(
                         "ingest",
                         "PostgreSQL: receiver calls stored/s",
-                        "PostgreSQL not running",
+                        "PostgreSQL not running (`make system` installs and starts it)",
                         f">= {BUDGET_RATE:,}/s",
                         False,
                     )
