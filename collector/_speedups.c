@@ -36,6 +36,8 @@ typedef struct {
 } PlanObject;
 
 static PyObject *dict_name; /* "__dict__" */
+static PyObject *thread_key_name; /* "signal_monitor.thread_key" */
+static PyObject *deque_append; /* collections.deque.append */
 
 /* Untrack a tuple that can be in no reference cycle (every item an atom or an untracked tuple),
  * after the tuples it holds ``depth`` levels down (a nested send's parent ``(seq, index)``, a
@@ -397,6 +399,20 @@ speedups_exec(PyObject *module)
     dict_name = PyUnicode_InternFromString("__dict__");
     if (dict_name == NULL)
         return -1;
+    thread_key_name = PyUnicode_InternFromString("signal_monitor.thread_key");
+    if (thread_key_name == NULL)
+        return -1;
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL)
+        return -1;
+    PyObject *deque = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque == NULL)
+        return -1;
+    deque_append = PyObject_GetAttrString(deque, "append");
+    Py_DECREF(deque);
+    if (deque_append == NULL)
+        return -1;
     PyObject *type = PyType_FromModuleAndSpec(module, &plan_spec, NULL);
     if (type == NULL)
         return -1;
@@ -421,9 +437,75 @@ speedups_seal(PyObject *module, PyObject *record)
     return untracked(PyList_AsTuple(record), 3);
 }
 
+/* ship(queue, record, capacity): the fast path's last step in one call. Unless ``queue``
+ * already holds ``capacity`` records, append the record sealed (as ``seal``) with
+ * ``deque.append``; return None, or the queue's length before the append when it is a multiple
+ * of 256 (the caller then checks that the writer runs), or -1 when the queue was full and
+ * nothing was queued. */
+static PyObject *
+speedups_ship(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "ship takes a queue, a record list and a capacity");
+        return NULL;
+    }
+    Py_ssize_t capacity = PyLong_AsSsize_t(args[2]);
+    if (capacity == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t queued = PyObject_Length(args[0]);
+    if (queued < 0)
+        return NULL;
+    if (queued >= capacity)
+        return PyLong_FromLong(-1);
+    PyObject *sealed = untracked(PyList_AsTuple(args[1]), 3);
+    if (sealed == NULL)
+        return NULL;
+    PyObject *call[2] = {args[0], sealed};
+    PyObject *done = PyObject_Vectorcall(deque_append, call, 2, NULL);
+    Py_DECREF(sealed);
+    if (done == NULL)
+        return NULL;
+    Py_DECREF(done);
+    if (queued & 255)
+        Py_RETURN_NONE;
+    return PyLong_FromSsize_t(queued);
+}
+
+/* thread_key(): an object that names the running thread, the same one on every call in the
+ * thread (kept in the thread state's dict, so it goes with the thread) and never another live
+ * thread's; ``_thread.get_ident()`` without the int it allocates on every call. Never raises:
+ * without a dict to keep it in (no thread state, no memory), a new object, which matches no
+ * cell, so the send takes the general path. */
+static PyObject *
+speedups_thread_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict != NULL) {
+        PyObject *found = PyDict_GetItemWithError(dict, thread_key_name);
+        if (found != NULL)
+            return Py_NewRef(found);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            dict = NULL;
+        }
+    }
+    PyObject *key = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (key == NULL) { /* no memory even for an object: one no live cell is likely to hold */
+        PyErr_Clear();
+        return Py_NewRef(Py_NotImplemented);
+    }
+    if (dict != NULL && PyDict_SetItem(dict, thread_key_name, key) < 0)
+        PyErr_Clear();
+    return key;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"seal", (PyCFunction)speedups_seal, METH_O,
      "Return a record list as a tuple, untracked by the garbage collector when it can be."},
+    {"ship", (PyCFunction)(void (*)(void))speedups_ship, METH_FASTCALL,
+     "Queue a record sealed unless the queue is full; None, a length to check at, or -1 (full)."},
+    {"thread_key", (PyCFunction)(void (*)(void))speedups_thread_key, METH_FASTCALL,
+     "Return the running thread's key object (one per thread, compared with 'is')."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -437,7 +519,7 @@ static PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "collector._speedups",
-    .m_doc = "Optional C accelerator for collector.capture (capture plans) and the hook (seal).",
+    .m_doc = "Optional C accelerator for collector.capture (capture plans) and the hook (seal, ship, thread_key).",
     .m_size = 0,
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,

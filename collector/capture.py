@@ -7,6 +7,7 @@ process): instances, requests and users become small dicts of strings and number
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from django.db.models.query import QuerySet
@@ -19,20 +20,46 @@ MAX_ITEMS = 20
 MAX_DEPTH = 3
 MAX_TRACEBACK = 20_000
 _MISSING = object()
+# The pure-Python ``ship`` and ``thread_key`` (the C ones do the same; tests compare them).
+_threads = threading.local()
+
+
+def py_ship(queue: Any, record: list[Any], capacity: int) -> int | None:
+    """Queue ``record`` as a tuple unless ``queue`` holds ``capacity``; None, the length before
+    when it is a multiple of 256 (check the writer), or -1 when full (nothing queued)."""
+    queued = len(queue)
+    if queued >= capacity:
+        return -1
+    queue.append(tuple(record))
+    return None if queued & 255 else queued
+
+
+def py_thread_key() -> object:
+    """Return the running thread's key object (one per thread, compared with ``is``)."""
+    try:
+        return _threads.key  # type: ignore[no-any-return]
+    except AttributeError:
+        key = _threads.key = object()
+        return key
+
+
 # The C accelerator's plan type (collector/_speedups.c, built by `make venv`), or None: the plans
 # are then Python code generated per shape. SIGNAL_MONITOR_PURE_PYTHON=1 turns it off. ``seal``
 # turns a finished fast-path record into the tuple the hook queues (untracked by the garbage
 # collector at once when it can be; without the accelerator, a plain tuple, which a later
-# collection may untrack).
+# collection may untrack); ``ship`` seals and queues it in one call; ``thread_key`` names the
+# running thread for the hook's owner check without allocating.
 seal: Any
+ship: Any
+thread_key: Any
 try:
     if os.environ.get("SIGNAL_MONITOR_PURE_PYTHON") == "1":
         raise ImportError("turned off by SIGNAL_MONITOR_PURE_PYTHON")
     from collector._speedups import Plan as CPlan
-    from collector._speedups import seal
+    from collector._speedups import seal, ship, thread_key
 except ImportError:
     CPlan = None
-    seal = tuple
+    seal, ship, thread_key = tuple, py_ship, py_thread_key
 
 
 class Snapshot(dict):  # type: ignore[type-arg]

@@ -39,7 +39,6 @@ import random
 import threading
 import traceback as _tb
 import weakref
-from _thread import get_ident
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
@@ -63,7 +62,9 @@ _run_parallel: Callable[..., Coroutine[Any, Any, list[Any]]] | None = getattr(
 
 _T = TypeVar("_T")
 # What a send needs to know about its context, in one value, so the hot path reads one
-# context variable: a "cell" ``(owner thread ident, slot, muted, request path)``. ``slot`` is a
+# context variable: a "cell" ``(owner, slot, muted, request path, thread)``: ``thread`` is the
+# key object of the thread it belongs to (``capture.thread_key``), ``owner`` the same key, or
+# None in a muted cell. ``slot`` is a
 # one-item list holding the frame of the send in progress in this thread (the fast path's growing
 # record, whose length tells the call index, or a ``(seq, call index)`` tuple), or None.
 # A send swaps its frame into the slot and puts the previous one back; nothing is pushed,
@@ -72,10 +73,11 @@ _T = TypeVar("_T")
 # shared by the cells one thread derives from each other. A context copied into another thread
 # (sync_to_async) gets its own cell there, seeded with the parent it inherited; each async
 # receiver gets a fresh cell naming its call.
-_Cell = tuple[int, list[Any], bool, str]
+_Cell = tuple[object | None, list[Any], bool, str, object]
 _current: ContextVar[_Cell | None] = ContextVar("signal_monitor_current", default=None)
 _MUTED: Final = 2
 _PATH: Final = 3
+_THREAD: Final = 4
 # Positions in a record (see the module docstring).
 _KWARGS: Final = 6
 _EXTRA: Final = 7
@@ -147,6 +149,9 @@ _append = deque.append
 # to age into the garbage collector's oldest generation; sealed (with the C accelerator), they
 # and their captured kwargs are untracked at once and never bring a full collection nearer.
 _seal = capture.seal
+_ship = capture.ship
+# The running thread's key object: what a cell's owner field is compared with.
+_thread_key = capture.thread_key
 _signal_name = signal_names.get
 _fast_name = fast_names.get
 # Signal -> (its name, a snapshot of its receivers list or None, the receivers' names): what the
@@ -194,25 +199,25 @@ def _parent_of(frame: Any) -> tuple[int, int] | None:
     return None
 
 
-def _new_cell(ident: int, slot: list[Any], muted: bool, path: str) -> _Cell:
-    """Return a cell for thread ``ident``; a muted cell's owner field is ``~ident``.
+def _new_cell(thread: object, slot: list[Any], muted: bool, path: str) -> _Cell:
+    """Return a cell for the thread keyed ``thread``; a muted cell's owner field is None.
 
-    The fast path compares the owner field with the running thread's ident, so one comparison
-    sends both another thread's cell and a muted context to the general path.
+    The fast path compares the owner field with the running thread's key (``is``), so one
+    comparison sends both another thread's cell and a muted context to the general path.
     """
-    return (~ident if muted else ident, slot, muted, path)
+    return (None if muted else thread, slot, muted, path, thread)
 
 
 def _cell() -> _Cell:
     """Return this thread's cell in the current context, creating it once per context."""
     cell = _current.get()
-    ident = get_ident()
-    if cell is not None and (cell[0] == ident or cell[0] == ~ident):
+    thread = _thread_key()
+    if cell is not None and cell[_THREAD] is thread:
         return cell
     if cell is None:
-        fresh = _new_cell(ident, [None], False, "")
+        fresh = _new_cell(thread, [None], False, "")
     else:
-        fresh = _new_cell(ident, [_parent_of(cell[1][0])], cell[_MUTED], cell[_PATH])
+        fresh = _new_cell(thread, [_parent_of(cell[1][0])], cell[_MUTED], cell[_PATH])
     _current.set(fresh)
     return fresh
 
@@ -240,7 +245,7 @@ class _CellVar(Generic[_T]):
         cell = _cell()
         fields: list[Any] = [cell[1], cell[_MUTED], cell[_PATH]]
         fields[self._field - 1] = value
-        return _current.set(_new_cell(get_ident(), *fields))
+        return _current.set(_new_cell(_thread_key(), *fields))
 
     def reset(self, token: contextvars.Token[_Cell | None]) -> None:
         """Restore the context's state from before the ``set`` that returned ``token``."""
@@ -370,11 +375,11 @@ def _track_request(signal: Signal, named: dict[str, Any]) -> bool:
     was_muted = cell[_MUTED]
     if signal is _request_finished:
         if cell[_PATH]:
-            _current.set(_new_cell(get_ident(), cell[1], False, ""))
+            _current.set(_new_cell(_thread_key(), cell[1], False, ""))
         return was_muted
     path = capture.request_path_of(named)
     now_muted = bool(path) and path.startswith(_excluded_paths())
-    _current.set(_new_cell(get_ident(), cell[1], now_muted, path))
+    _current.set(_new_cell(_thread_key(), cell[1], now_muted, path))
     return now_muted
 
 
@@ -418,7 +423,7 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
         sync_receivers, async_receivers = _live(self, sender, cached)
     cell = _current_get()
     known = _known_get(self)
-    if (cell is None or cell[0] != get_ident() or known is None or async_receivers
+    if (cell is None or cell[0] is not _thread_key() or known is None or async_receivers
             or not sync_receivers):
         return _dispatch(self, sender, named, sync_receivers, async_receivers, "send", False)
     slot = cell[1]
@@ -463,13 +468,9 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
             except BaseException:  # noqa: BLE001 - _capture isolates a hostile value
                 captured = None
             record[_KWARGS] = captured if captured is not None else _capture(self, named)
-        queued = len(_queue)
-        if queued < capacity:
-            _append(_queue, _seal(record))
-            if not queued & 255 and not runtime_state.alive:
-                runtime_state.start()
-        else:
-            runtime_state.drop("queue_full")
+        queued = _ship(_queue, record, capacity)
+        if queued is not None:
+            _shipped_at_mark(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
     return responses
@@ -485,7 +486,7 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
     sync_receivers, async_receivers = _live(self, sender, cached)
     cell = _current_get()
     known = _known_get(self)
-    if (cell is None or cell[0] != get_ident() or known is None or async_receivers
+    if (cell is None or cell[0] is not _thread_key() or known is None or async_receivers
             or not sync_receivers):
         return _dispatch(self, sender, named, sync_receivers, async_receivers, "send_robust", True)
     slot = cell[1]
@@ -535,16 +536,21 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             except BaseException:  # noqa: BLE001
                 captured = None
             record[_KWARGS] = captured if captured is not None else _capture(self, named)
-        queued = len(_queue)
-        if queued < capacity:
-            _append(_queue, _seal(record))
-            if not queued & 255 and not runtime_state.alive:
-                runtime_state.start()
-        else:
-            runtime_state.drop("queue_full")
+        queued = _ship(_queue, record, capacity)
+        if queued is not None:
+            _shipped_at_mark(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
     return responses
+
+
+def _shipped_at_mark(queued: int) -> None:
+    """After ``_ship`` answered: count the record dropped if the queue was full (-1), or start
+    the writer if it is not running (checked every 256 records)."""
+    if queued < 0:
+        runtime_state.drop("queue_full")
+    elif not runtime_state.alive:
+        runtime_state.start()
 
 
 def _calls_in(record: list[Any]) -> int:
@@ -722,7 +728,7 @@ class _Dispatch:
         if task is not None:
             _task_parents[task] = (self.seq, index)
         muted_now = False if outer is None else outer[_MUTED]
-        _current.set(_new_cell(get_ident(), [(self.seq, index)], muted_now, self.path))
+        _current.set(_new_cell(_thread_key(), [(self.seq, index)], muted_now, self.path))
         began = perf_counter()
         try:
             response = await receiver(signal=self.signal, sender=self.sender, **self.named)

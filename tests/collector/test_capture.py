@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
+import time
+from collections import deque
 from typing import Any
 
 import pytest
@@ -468,6 +471,57 @@ def test_seal_gives_the_record_as_a_tuple_untracked_when_nothing_in_it_can_form_
         capture.seal(("not", "a", "list"))
 
 
+def _ships() -> list[Any]:
+    """The ``ship`` implementations to compare: Python's, and C's when it is built."""
+    return [capture.py_ship] + ([] if capture.CPlan is None else [capture.ship])
+
+
+@pytest.mark.parametrize("ship", _ships(), ids=["python", "c"][: len(_ships())])
+def test_ship_queues_the_sealed_record_and_says_when_to_look_at_the_writer(ship: Any) -> None:
+    """``ship`` appends the record as an equal tuple and answers None, except at every 256th
+    length (that length, so the hook checks the writer) and when the queue is full (-1, nothing
+    appended); the C one and the Python one answer alike."""
+    queue: deque[Any] = deque()
+    record = [None, "sig", "auth.User", "send", "/", (12, 0), None, None, None, 1.5]
+    answers = [ship(queue, record, 600) for _ in range(601)]
+    assert answers[0] == 0 and answers[256] == 256 and answers[512] == 512
+    assert answers[600] == -1 and len(queue) == 600
+    assert all(a is None for i, a in enumerate(answers[:600]) if i % 256)
+    assert all(type(r) is tuple and r == tuple(record) for r in queue)
+    assert ship(deque(), [], 0) == -1  # a capacity of nothing queues nothing
+    if ship is not capture.py_ship:
+        with pytest.raises(TypeError):
+            ship(deque(), ("not", "a", "list"), 10)
+
+
+@pytest.mark.parametrize(
+    "key", [capture.py_thread_key] + ([] if capture.CPlan is None else [capture.thread_key]),
+    ids=["python", "c"][: 1 + (capture.CPlan is not None)],
+)
+def test_thread_key_is_one_object_per_thread(key: Any) -> None:
+    """``thread_key`` returns the same object on every call in a thread and another object in
+    another thread, while both are alive."""
+    here = key()
+    assert key() is here
+    seen: list[object] = []
+    gate = threading.Event()
+
+    def other() -> None:
+        seen.append(key())
+        seen.append(key())
+        gate.wait(5)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        while len(seen) < 2:
+            time.sleep(0.001)
+        assert seen[0] is seen[1] and seen[0] is not here
+    finally:
+        gate.set()
+        thread.join()
+
+
 def test_the_hook_queues_a_saves_record_untracked(plan_kind: str, recorded: Recorded) -> None:
     """A save's queued record is a tuple; with the C accelerator's ``seal`` (and either plan kind)
     one the garbage collector does not track: it waits for the shipping thread without ageing
@@ -475,21 +529,22 @@ def test_the_hook_queues_a_saves_record_untracked(plan_kind: str, recorded: Reco
     from collector import hook
 
     queued: list[Any] = []
-    append = hook._append
+    ship = hook._ship
 
-    def spy(queue: Any, record: Any) -> None:
-        queued.append(record)
-        append(queue, record)
+    def spy(queue: Any, record: Any, capacity: int) -> Any:
+        answer = ship(queue, record, capacity)
+        queued.append(queue[-1])
+        return answer
 
     post_save.connect(_noop, sender=User, weak=False)
     try:
         User.objects.create(username="first")  # the signal is named and its plan made
         recorded()
-        hook._append = spy
+        hook._ship = spy
         try:
             User.objects.create(username="sealed")
         finally:
-            hook._append = append
+            hook._ship = ship
     finally:
         post_save.disconnect(_noop, sender=User)
     (record,) = [r for r in queued if r[1] == "django.db.models.signals.post_save"]
