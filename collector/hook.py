@@ -128,10 +128,10 @@ _sender_ref = capture.sender_ref
 # Signal._live_receivers' result without its lock in the common case (collector.receivers).
 _live = receivers.live_receivers
 # Django's own _live_receivers, and whether its per-sender cache entries are
-# ``(receiver, sender weakref or None, is_async)`` (6.0 and later): ``send`` then resolves a
-# cached entry itself (on 5.2, ``(receiver, is_async)``: through ``_live``).
+# ``(receiver, sender weakref or None, is_async)`` (6.0 and later) or ``(receiver, is_async)``
+# (5.2): ``send`` resolves a cached entry itself while the method in place is Django's own.
 _DJANGO_LIVE = receivers._DJANGO_LIVE
-_CACHE_ENTRIES_HAVE_SENDER_REFS = receivers._SENDER_REFS and _DJANGO_LIVE is not None
+_CACHE_ENTRIES_HAVE_SENDER_REFS = receivers._SENDER_REFS
 _Ref = weakref.ReferenceType
 # Signal -> its dotted name, and class sender -> its label, filled by the writer thread once it
 # has named them. With both known, a queued record holds only plain values, which the garbage
@@ -404,21 +404,30 @@ def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
     cached = self.sender_receivers_cache.get(sender)
     if cached is NO_RECEIVERS:
         return []
-    if (cached is not None and _CACHE_ENTRIES_HAVE_SENDER_REFS
-            and not self._dead_receivers  # type: ignore[attr-defined]
+    if (cached is not None and not self._dead_receivers  # type: ignore[attr-defined]
             and type(self)._live_receivers is _DJANGO_LIVE):
         # A model signal's cached entry resolved here, as receivers.live_receivers would: a send
         # to a model signal is Django's cheapest path, where a call more shows. Anything else
         # (an async receiver, a dead reference) is left to live_receivers.
         sync_receivers: list[Any] = []
         async_receivers: Any = ()  # none: nothing to allocate
-        for receiver, sender_ref, is_async in cached:
-            if type(receiver) is _Ref or isinstance(receiver, _Ref):  # WeakMethod too
-                receiver = receiver()
-            if is_async or receiver is None or (sender_ref is not None and sender_ref() is None):
-                sync_receivers, async_receivers = _live(self, sender, cached)
-                break
-            sync_receivers.append(receiver)
+        if _CACHE_ENTRIES_HAVE_SENDER_REFS:
+            for receiver, sender_ref, is_async in cached:
+                if type(receiver) is _Ref or isinstance(receiver, _Ref):  # WeakMethod too
+                    receiver = receiver()
+                if (is_async or receiver is None
+                        or (sender_ref is not None and sender_ref() is None)):
+                    sync_receivers, async_receivers = _live(self, sender, cached)
+                    break
+                sync_receivers.append(receiver)
+        else:
+            for receiver, is_async in cached:
+                if type(receiver) is _Ref or isinstance(receiver, _Ref):
+                    receiver = receiver()
+                if is_async or receiver is None:
+                    sync_receivers, async_receivers = _live(self, sender, cached)
+                    break
+                sync_receivers.append(receiver)
     else:
         sync_receivers, async_receivers = _live(self, sender, cached)
     cell = _current_get()

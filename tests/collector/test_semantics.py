@@ -314,7 +314,7 @@ def test_caching_and_has_listeners_unchanged() -> None:
 
 
 def test_cached_entries_of_every_kind_answer_like_django(recorded: Any) -> None:
-    """A caching signal's cached entries (resolved by the hook's send itself on Django 6.x):
+    """A caching signal's cached entries (resolved by the hook's send itself, 5.2 and 6.x):
     weak and strong functions, bound methods (WeakMethod), a sender that died, an async
     receiver; the responses, their receivers and the order are Django's, and sends are stored."""
 
