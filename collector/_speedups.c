@@ -1,4 +1,6 @@
-/* Optional C accelerator for collector.capture: the capture plan of one kwargs shape.
+/* Optional C accelerator for collector.capture: the capture plan of one kwargs shape, and the
+ * hook's last step (``seal``, ``ship``: a record queued as an untracked tuple) and owner check
+ * (``thread_key``), each with a Python twin in collector.capture that tests compare it with.
  *
  * ``Plan(keys, kinds, extras, pk_value, cap, safe_str, missing, max_repr)`` is a callable that
  * does exactly what the Python code ``capture._make_plan`` generates for the same shape, for
