@@ -475,12 +475,17 @@ speedups_ship(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* thread_key(): an object that names the running thread, the same one on every call in the
  * thread (kept in the thread state's dict, so it goes with the thread) and never another live
- * thread's; ``_thread.get_ident()`` without the int it allocates on every call. Never raises:
- * without a dict to keep it in (no thread state, no memory), a new object, which matches no
- * cell, so the send takes the general path. */
+ * thread's; ``_thread.get_ident()`` without the int it allocates on every call. Never raises
+ * when called right: without a dict to keep it in (no thread state, no memory), a new object,
+ * which matches no cell, so the send takes the general path (with no memory even for that,
+ * NotImplemented). */
 static PyObject *
 speedups_thread_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs != 0) {
+        PyErr_SetString(PyExc_TypeError, "thread_key takes no arguments");
+        return NULL;
+    }
     PyObject *dict = PyThreadState_GetDict();
     if (dict != NULL) {
         PyObject *found = PyDict_GetItemWithError(dict, thread_key_name);

@@ -397,7 +397,7 @@ def _excluded_paths() -> tuple[str, ...]:
     return prefixes
 
 
-def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:
+def send(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]]:  # noqa: C901 - hot path
     """Django's Signal.send, timed (the fast path; see the module docstring)."""
     if not self.receivers:
         return []

@@ -503,6 +503,9 @@ def test_thread_key_is_one_object_per_thread(key: Any) -> None:
     another thread, while both are alive."""
     here = key()
     assert key() is here
+    if key is not capture.py_thread_key:
+        with pytest.raises(TypeError):
+            key(1)
     seen: list[object] = []
     gate = threading.Event()
 
