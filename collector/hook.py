@@ -145,10 +145,10 @@ fast_names: dict[Signal, str] = {}
 # ``obj.method()`` on a ContextVar or a deque builds a bound method object on every send.
 _current_get = _current.get
 _append = deque.append
-# A finished fast-path record as the tuple queued: records wait up to FLUSH_INTERVAL, long enough
+# A finished fast-path record queued as a tuple: records wait up to FLUSH_INTERVAL, long enough
 # to age into the garbage collector's oldest generation; sealed (with the C accelerator), they
 # and their captured kwargs are untracked at once and never bring a full collection nearer.
-_seal = capture.seal
+# ``_ship`` seals and queues in one call (capture.ship).
 _ship = capture.ship
 # The running thread's key object: what a cell's owner field is compared with.
 _thread_key = capture.thread_key
@@ -320,7 +320,8 @@ def _enqueue(
 ) -> None:
     """Queue one finished dispatch of the general path (calls as ``extra`` entries)."""
     try:
-        if len(_queue) >= capacity:
+        queued = len(_queue)
+        if queued >= capacity:
             runtime_state.drop("queue_full")
             return
         _append(_queue, (
@@ -329,6 +330,8 @@ def _enqueue(
         ))
         if not runtime_state.alive:
             runtime_state.start()
+        elif not queued:
+            runtime_state.ring()
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
 
@@ -360,6 +363,10 @@ class _RuntimeState:
     @staticmethod
     def drop(reason: str) -> None:
         """Count a dropped event."""
+
+    @staticmethod
+    def ring() -> None:
+        """Wake the writer if it waits idle (the first record queued into an empty queue)."""
 
 
 runtime_state: Any = _RuntimeState()
@@ -555,11 +562,14 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
 
 def _shipped_at_mark(queued: int) -> None:
     """After ``_ship`` answered: count the record dropped if the queue was full (-1), or start
-    the writer if it is not running (checked every 256 records)."""
+    the writer if it is not running (checked every 256 records), or ring it if the queue was
+    empty (an idle writer waits for that)."""
     if queued < 0:
         runtime_state.drop("queue_full")
     elif not runtime_state.alive:
         runtime_state.start()
+    elif not queued:
+        runtime_state.ring()
 
 
 def _calls_in(record: list[Any]) -> int:
@@ -614,10 +624,9 @@ def _queue_record(signal: Signal, named: dict[str, Any], record: list[Any]) -> N
     try:
         if named:
             record[_KWARGS] = _capture(signal, named)
-        if len(_queue) < capacity:
-            _append(_queue, _seal(record))
-        else:
-            runtime_state.drop("queue_full")
+        queued = _ship(_queue, record, capacity)
+        if queued is not None:
+            _shipped_at_mark(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
 

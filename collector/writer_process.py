@@ -88,8 +88,13 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
     poller = select.poll()  # not select(): the inherited descriptor may be numbered >= 1024
     poller.register(sock, select.POLLIN)
     done = _Answers(sock, uplink)
+    idle = 0  # polls in a row that found no frame and left no backlog
     while True:
-        if poller.poll(pipeline.flush_interval() * 1000):
+        wait = pipeline.flush_interval()
+        if idle >= runtime.IDLE_AFTER:  # at rest: the application's next frame wakes it
+            wait = max(wait, runtime.IDLE_WAIT)
+        if poller.poll(wait * 1000):
+            idle = 0
             frame = link.recv_frame(sock)
             if frame is None:
                 return
@@ -117,6 +122,7 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
                 return
         else:
             done.send()  # idle for a flush interval: answer what was taken
+            idle = idle + 1 if not runtime._holding() else 0
         pipeline.tick(force=False)
         runtime._housekeeping()
 

@@ -60,6 +60,10 @@ class Span:
     stop: datetime | None
 
 
+# The start of the last whole minute a datetime can hold (9999-12-31 23:59 UTC).
+_LAST_MINUTE = int(datetime(9999, 12, 31, 23, 59, tzinfo=dt_timezone.utc).timestamp())
+
+
 def window_plan(
     start: datetime | None, end: datetime | None = None, *, now: datetime | None = None
 ) -> list[Span]:
@@ -72,6 +76,8 @@ def window_plan(
     # The first whole minute at or after start; int() would drop the microseconds, and a start
     # in the first second of a minute would then take in the minute before it.
     lo = None if start is None else math.ceil(start.timestamp() / MINUTE) * MINUTE
+    if lo is not None and lo > _LAST_MINUTE:
+        return []  # no minute starts at or after a start in datetime.max's last minute
     hi = None
     if end is not None and end < now:
         hi = (int(end.timestamp()) // MINUTE + 1) * MINUTE

@@ -552,7 +552,7 @@ def test_the_hook_queues_a_saves_record_untracked(plan_kind: str, recorded: Reco
         post_save.disconnect(_noop, sender=User)
     (record,) = [r for r in queued if r[1] == "django.db.models.signals.post_save"]
     assert type(record) is tuple
-    assert gc.is_tracked(record) == (hook._seal is tuple)  # C seal: Python plans' kwargs too
+    assert gc.is_tracked(record) == (capture.seal is tuple)  # C seal: Python plans' kwargs too
     events = recorded(signal="django.db.models.signals.post_save")
     assert [e["kwargs"]["instance"]["username"] for e in events] == ["first", "sealed"]
 

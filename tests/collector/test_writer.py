@@ -273,3 +273,39 @@ def test_the_database_sink_gathers_for_store_interval_and_flush_stores_at_once()
             time.sleep(0.05)
         assert Event.objects.filter(sender="due").exists(), "stored once STORE_INTERVAL passed"
     signal.disconnect(on)
+
+
+def test_an_idle_writer_waits_for_the_first_record_and_wakes_for_it(
+    recorded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After IDLE_AFTER rounds without a record the writer waits up to IDLE_WAIT (here a minute)
+    instead of FLUSH_INTERVAL, so an application at rest costs no wake-ups; the first record
+    queued, by the general path (a signal not named yet) or the fast path, rings it awake."""
+    from collector.sinks import memory_events
+
+    monkeypatch.setattr(runtime, "IDLE_WAIT", 60.0)
+    signal = Signal()
+
+    def on(sender: Any, **kwargs: Any) -> None:
+        """A receiver."""
+
+    signal.connect(on)
+    try:
+        for sender in ("general", "learning", "fast"):
+            deadline = time.monotonic() + 10
+            while not runtime._sleeping and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert runtime._sleeping, "the writer did not go idle"
+            sent = time.monotonic()
+            signal.send(sender=sender)
+            while time.monotonic() - sent < 10 and not any(
+                e["sender"] == sender for e in memory_events()
+            ):
+                time.sleep(0.01)
+            assert time.monotonic() - sent < 5, f"the {sender} record waited for the idle timeout"
+            # The writer names the signal after the first send, the second learns its
+            # receivers' names, and the third takes the fast path.
+            assert (hook._known.get(signal) is not None) == (sender != "general")
+    finally:
+        signal.disconnect(on)
+    assert [e["sender"] for e in recorded()] == ["general", "learning", "fast"]

@@ -88,6 +88,15 @@ def test_window_plan_is_few_slots_and_exact() -> None:
     assert window_plan(None, now=now) == [Span(86400, None, None)]
 
 
+def test_a_window_starting_in_the_last_minute_a_datetime_holds_is_empty() -> None:
+    """A start after 9999-12-31 23:59:00 has no whole minute at or after it (found by the query
+    fuzzer: ``start=9999-12-31 23:59:59`` raised "year 10000 is out of range")."""
+    now = datetime(2026, 11, 24, 2, 23, 17, tzinfo=dt_timezone.utc)
+    last = datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt_timezone.utc)
+    assert window_plan(last, now=now) == []
+    assert window_plan(last.replace(second=0), now=now)[0].first == last.replace(second=0)
+
+
 def test_percentiles_survive_the_slot_rows() -> None:
     old = timezone.now() - timedelta(days=3)
     make_stats("r.fast", [100_000] * 90 + [10_000_000] * 10, minute=old)
