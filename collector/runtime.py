@@ -25,7 +25,7 @@ logger = logging.getLogger("collector")
 
 DROP_LOG_INTERVAL = 10.0  # seconds between two "dropped events" log lines
 RESTART_PAUSE_MAX = 2.0  # longest pause before a writer that keeps dying is started again
-# An idle writer (no record for IDLE_AFTER rounds, no backlog) waits up to IDLE_WAIT seconds
+# An idle writer (no record for IDLE_AFTER rounds, nothing gathered or held) waits up to IDLE_WAIT seconds
 # instead of FLUSH_INTERVAL; the hook rings it awake with the first record it queues. Each wake
 # costs CPU (~0.3 ms here), and an application at rest should cost nothing.
 IDLE_AFTER = 10
@@ -232,7 +232,7 @@ def _run() -> None:
             _wake.clear()
             _busy = True
             try:
-                idle = idle + 1 if not _queue and not _forcing and not _holding() else 0
+                idle = idle + 1 if not _queue and not _forcing and not backlog() else 0
                 while pipeline.drain_once(_queue):
                     pass
                 pipeline.tick(force=_forcing > 0 or exiting)
@@ -259,17 +259,6 @@ def _run() -> None:
         _alive = False
         if not clean_exit and not _stopping:
             _start()
-
-
-def _holding() -> bool:
-    """Return True if a sink of the current pipeline holds a backlog to retry (never raises)."""
-    from collector import pipeline
-
-    try:
-        current = pipeline._current
-        return current is not None and current.holding()
-    except Exception:  # noqa: BLE001 - a sink's odd backlog attribute: assume it holds one
-        return True
 
 
 def _housekeeping() -> None:

@@ -88,7 +88,7 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
     poller = select.poll()  # not select(): the inherited descriptor may be numbered >= 1024
     poller.register(sock, select.POLLIN)
     done = _Answers(sock, uplink)
-    idle = 0  # polls in a row that found no frame and left no backlog
+    idle = 0  # polls in a row that found no frame and left nothing gathered or held
     while True:
         wait = pipeline.flush_interval()
         if idle >= runtime.IDLE_AFTER:  # at rest: the application's next frame wakes it
@@ -122,7 +122,7 @@ def _serve(sock: socket.socket, uplink: _Uplink, pid: int) -> None:
                 return
         else:
             done.send()  # idle for a flush interval: answer what was taken
-            idle = idle + 1 if not runtime._holding() else 0
+            idle = idle + 1 if not runtime.backlog() else 0
         pipeline.tick(force=False)
         runtime._housekeeping()
 
