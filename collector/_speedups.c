@@ -40,6 +40,7 @@ typedef struct {
 static PyObject *dict_name; /* "__dict__" */
 static PyObject *thread_key_name; /* "signal_monitor.thread_key" */
 static PyObject *deque_append; /* collections.deque.append */
+static int add_sendmethod(PyObject *module);
 
 /* Untrack a tuple that can be in no reference cycle (every item an atom or an untracked tuple),
  * after the tuples it holds ``depth`` levels down (a nested send's parent ``(seq, index)``, a
@@ -420,7 +421,7 @@ speedups_exec(PyObject *module)
         return -1;
     int rc = PyModule_AddObjectRef(module, "Plan", type);
     Py_DECREF(type);
-    if (rc < 0)
+    if (rc < 0 || add_sendmethod(module) < 0)
         return -1;
     return PyModule_AddIntConstant(module, "OP_PLAIN", OP_PLAIN) < 0
         || PyModule_AddIntConstant(module, "OP_STR", OP_STR) < 0
@@ -504,6 +505,292 @@ speedups_thread_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (dict != NULL && PyDict_SetItem(dict, thread_key_name, key) < 0)
         PyErr_Clear();
     return key;
+}
+
+/* SendMethod(send, body, no_receivers, weak_key_dict): Signal.send's replacement, a method that
+ * does the hook's ``send`` prologue (Django's own first steps) in C, without a Python frame:
+ * ``if not self.receivers: return []``, the sender's entry in ``self.sender_receivers_cache``
+ * (a dict, or a ``weakref.WeakKeyDictionary``, read as its ``get`` does) and
+ * ``if cached is NO_RECEIVERS: return []``; then ``body(self, sender, cached, named)``, the
+ * rest of ``send``, with the other keyword arguments in a new dict. Any other call (arguments
+ * ``send`` would reject: no sender, two of them, ``self=``, more positional ones; a cache of
+ * another type; an error on the way, such as an unhashable sender) goes to ``send`` itself,
+ * which reads the same attributes again and raises what Django would. A descriptor like a
+ * function (bound to the signal it is read from); ``__name__``, ``__doc__``, ``__wrapped__``
+ * and the like are ``send``'s. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *func;          /* the hook's send(self, sender, **named) */
+    PyObject *body;          /* the hook's _send(self, sender, cached, named) */
+    PyObject *no_receivers;  /* django.dispatch.dispatcher.NO_RECEIVERS */
+    PyObject *weak_key_dict; /* weakref.WeakKeyDictionary */
+} SendMethodObject;
+
+static PyObject *receivers_name; /* "receivers" */
+static PyObject *sender_name;    /* "sender" */
+static PyObject *self_name;      /* "self" */
+static PyObject *cache_name;     /* "sender_receivers_cache" */
+static PyObject *data_name;      /* "data" */
+
+/* 1 if the keyword name ``key`` is the interned ``name`` (compared by value if not interned). */
+static int
+same_name(PyObject *key, PyObject *name)
+{
+    if (key == name)
+        return 1;
+    if (PyUnicode_CHECK_INTERNED(key))
+        return 0;
+    return PyUnicode_Compare(key, name) == 0;
+}
+
+/* The sender's entry in ``cache`` as a new reference (None when it has none), or NULL with no
+ * error set when this cannot tell as ``cache.get(sender)`` would (the caller then calls the
+ * Python send), or NULL with an error set. */
+static PyObject *
+cached_entry(SendMethodObject *m, PyObject *cache, PyObject *sender)
+{
+    PyObject *found;
+    if (PyDict_CheckExact(cache)) {
+        found = PyDict_GetItemWithError(cache, sender);
+    }
+    else if (Py_IS_TYPE(cache, (PyTypeObject *)m->weak_key_dict)) {
+        PyObject *data = PyObject_GetAttr(cache, data_name);
+        if (data == NULL)
+            return NULL;
+        if (!PyDict_CheckExact(data)) {
+            Py_DECREF(data);
+            return NULL;
+        }
+        PyObject *ref = PyWeakref_NewRef(sender, NULL);
+        if (ref == NULL) {
+            Py_DECREF(data);
+            return NULL;
+        }
+        found = PyDict_GetItemWithError(data, ref);
+        Py_XINCREF(found); /* borrowed from data, which dies below */
+        Py_DECREF(ref);
+        Py_DECREF(data);
+        if (found != NULL || PyErr_Occurred())
+            return found;
+        Py_RETURN_NONE;
+    }
+    else {
+        return NULL;
+    }
+    if (found == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    return Py_NewRef(found);
+}
+
+/* Answer the call: 1 with ``*result`` set to ``body(self, sender, cached, named)`` or to what
+ * the prologue answers itself (NULL, with its exception, if ``body`` raised), or 0 when the
+ * Python send should take the call (any error on the way is left set, for the caller to clear). */
+static int
+send_prologue(SendMethodObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              PyObject **result)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    Py_ssize_t sender_at = -1; /* the sender's keyword index, if it came by keyword */
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (same_name(key, self_name))
+            return 0;
+        if (same_name(key, sender_name))
+            sender_at = i;
+    }
+    if (nargs == 2 ? sender_at >= 0 : (nargs != 1 || sender_at < 0))
+        return 0;
+    PyObject *self = args[0];
+    PyObject *sender = nargs == 2 ? args[1] : args[1 + sender_at];
+    PyObject *receivers = PyObject_GetAttr(self, receivers_name);
+    if (receivers == NULL)
+        return 0;
+    int heard = PyList_CheckExact(receivers) ? PyList_GET_SIZE(receivers) != 0
+                                             : PyObject_IsTrue(receivers);
+    Py_DECREF(receivers);
+    if (heard < 0)
+        return 0;
+    if (heard == 0) {
+        *result = PyList_New(0);
+        return 1;
+    }
+    PyObject *cache = PyObject_GetAttr(self, cache_name);
+    if (cache == NULL)
+        return 0;
+    PyObject *cached = cached_entry(m, cache, sender);
+    Py_DECREF(cache);
+    if (cached == NULL)
+        return 0;
+    if (cached == m->no_receivers) {
+        Py_DECREF(cached);
+        *result = PyList_New(0);
+        return 1;
+    }
+    PyObject *named = PyDict_New();
+    if (named == NULL) {
+        Py_DECREF(cached);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        if (i != sender_at
+                && PyDict_SetItem(named, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            Py_DECREF(named);
+            Py_DECREF(cached);
+            return 0;
+        }
+    }
+    PyObject *call[4] = {self, sender, cached, named};
+    *result = PyObject_Vectorcall(m->body, call, 4, NULL);
+    Py_DECREF(named);
+    Py_DECREF(cached);
+    return 1;
+}
+
+static PyObject *
+sendmethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    SendMethodObject *m = (SendMethodObject *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *result;
+    if (nargs >= 1) {
+        if (send_prologue(m, args, nargs, kwnames, &result))
+            return result;
+        PyErr_Clear(); /* send reads it again and raises what Django would */
+    }
+    return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
+}
+
+static PyObject *
+sendmethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *func, *body, *no_receivers, *weak_key_dict;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "SendMethod takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOOO:SendMethod", &func, &body, &no_receivers, &weak_key_dict))
+        return NULL;
+    if (!PyCallable_Check(func) || !PyCallable_Check(body) || !PyType_Check(weak_key_dict)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "SendMethod takes send, its body, NO_RECEIVERS and WeakKeyDictionary");
+        return NULL;
+    }
+    SendMethodObject *self = (SendMethodObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->vectorcall = sendmethod_vectorcall;
+    self->func = Py_NewRef(func);
+    self->body = Py_NewRef(body);
+    self->no_receivers = Py_NewRef(no_receivers);
+    self->weak_key_dict = Py_NewRef(weak_key_dict);
+    return (PyObject *)self;
+}
+
+static int
+sendmethod_traverse(SendMethodObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->func);
+    Py_VISIT(self->body);
+    Py_VISIT(self->no_receivers);
+    Py_VISIT(self->weak_key_dict);
+    return 0;
+}
+
+static int
+sendmethod_clear(SendMethodObject *self)
+{
+    Py_CLEAR(self->func);
+    Py_CLEAR(self->body);
+    Py_CLEAR(self->no_receivers);
+    Py_CLEAR(self->weak_key_dict);
+    return 0;
+}
+
+static void
+sendmethod_dealloc(SendMethodObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    sendmethod_clear(self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+/* Read from a signal: bound to it, as a function would be; read from the class: itself. */
+static PyObject *
+sendmethod_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+/* Attributes it does not have itself (``__name__``, ``__doc__``, ``__wrapped__``...) are
+ * ``func``'s. */
+static PyObject *
+sendmethod_getattro(PyObject *self, PyObject *name)
+{
+    if (PyUnicode_Check(name)) {
+        const char *text = PyUnicode_AsUTF8(name);
+        if (text == NULL)
+            return NULL;
+        if (strcmp(text, "__doc__") == 0 || strcmp(text, "__module__") == 0
+                || strcmp(text, "__name__") == 0 || strcmp(text, "__qualname__") == 0)
+            return PyObject_GetAttr(((SendMethodObject *)self)->func, name);
+    }
+    PyObject *found = PyObject_GenericGetAttr(self, name);
+    if (found != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
+        return found;
+    PyErr_Clear();
+    return PyObject_GetAttr(((SendMethodObject *)self)->func, name);
+}
+
+static PyMemberDef sendmethod_members[] = {
+    {"__func__", Py_T_OBJECT_EX, offsetof(SendMethodObject, func), Py_READONLY, "the Python send"},
+    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(SendMethodObject, vectorcall), Py_READONLY},
+    {NULL},
+};
+
+static PyType_Slot sendmethod_slots[] = {
+    {Py_tp_doc, "Signal.send's replacement; a send nobody hears is answered in C (see the source)."},
+    {Py_tp_new, sendmethod_new},
+    {Py_tp_dealloc, sendmethod_dealloc},
+    {Py_tp_traverse, sendmethod_traverse},
+    {Py_tp_clear, sendmethod_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_descr_get, sendmethod_get},
+    {Py_tp_getattro, sendmethod_getattro},
+    {Py_tp_members, sendmethod_members},
+    {0, NULL},
+};
+
+static PyType_Spec sendmethod_spec = {
+    .name = "collector._speedups.SendMethod",
+    .basicsize = sizeof(SendMethodObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+             | Py_TPFLAGS_METHOD_DESCRIPTOR | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = sendmethod_slots,
+};
+
+static int
+add_sendmethod(PyObject *module)
+{
+    receivers_name = PyUnicode_InternFromString("receivers");
+    sender_name = PyUnicode_InternFromString("sender");
+    self_name = PyUnicode_InternFromString("self");
+    cache_name = PyUnicode_InternFromString("sender_receivers_cache");
+    data_name = PyUnicode_InternFromString("data");
+    if (receivers_name == NULL || sender_name == NULL || self_name == NULL || cache_name == NULL
+            || data_name == NULL)
+        return -1;
+    PyObject *type = PyType_FromModuleAndSpec(module, &sendmethod_spec, NULL);
+    if (type == NULL)
+        return -1;
+    int rc = PyModule_AddObjectRef(module, "SendMethod", type);
+    Py_DECREF(type);
+    return rc;
 }
 
 static PyMethodDef speedups_methods[] = {

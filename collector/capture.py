@@ -48,17 +48,19 @@ def py_thread_key() -> object:
 # turns a finished fast-path record into the tuple the hook queues (untracked by the garbage
 # collector at once when it can be; without the accelerator, a plain tuple, which a later
 # collection may untrack); ``ship`` seals and queues it in one call; ``thread_key`` names the
-# running thread for the hook's owner check without allocating.
+# running thread for the hook's owner check without allocating; ``SendMethod`` (or None) wraps
+# the hook's ``send`` so that a send to a signal without receivers is answered in C.
 seal: Any
 ship: Any
 thread_key: Any
+SendMethod: Any
 try:
     if os.environ.get("SIGNAL_MONITOR_PURE_PYTHON") == "1":
         raise ImportError("turned off by SIGNAL_MONITOR_PURE_PYTHON")
     from collector._speedups import Plan as CPlan
-    from collector._speedups import seal, ship, thread_key
+    from collector._speedups import SendMethod, seal, ship, thread_key
 except ImportError:
-    CPlan = None
+    CPlan = SendMethod = None
     seal, ship, thread_key = tuple, py_ship, py_thread_key
 
 
