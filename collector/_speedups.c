@@ -1,6 +1,8 @@
-/* Optional C accelerator for collector.capture: the capture plan of one kwargs shape, and the
+/* Optional C accelerator for collector.capture: the capture plan of one kwargs shape, the
  * hook's last step (``seal``, ``ship``: a record queued as an untracked tuple) and owner check
- * (``thread_key``), each with a Python twin in collector.capture that tests compare it with.
+ * (``thread_key``), each with a Python twin in collector.capture that tests compare it with, and
+ * ``SendMethod``, Signal.send's replacement doing the hook's ``send`` prologue (tests compare it
+ * with the Python ``send`` and with Django's).
  *
  * ``Plan(keys, kinds, extras, pk_value, cap, safe_str, missing, max_repr)`` is a callable that
  * does exactly what the Python code ``capture._make_plan`` generates for the same shape, for
@@ -653,6 +655,10 @@ sendmethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
     SendMethodObject *m = (SendMethodObject *)op;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *result;
+    if (m->func == NULL || m->body == NULL) { /* cleared by the garbage collector at exit */
+        PyErr_SetString(PyExc_RuntimeError, "Signal.send is no longer available");
+        return NULL;
+    }
     if (nargs >= 1) {
         if (send_prologue(m, args, nargs, kwnames, &result))
             return result;
@@ -813,7 +819,7 @@ static PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "collector._speedups",
-    .m_doc = "Optional C accelerator for collector.capture (capture plans) and the hook (seal, ship, thread_key).",
+    .m_doc = "Optional C accelerator for collector.capture (capture plans) and the hook (seal, ship, thread_key, SendMethod).",
     .m_size = 0,
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,
