@@ -512,14 +512,15 @@ speedups_thread_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* SendMethod(send, body, no_receivers, weak_key_dict): Signal.send's replacement, a method that
  * does the hook's ``send`` prologue (Django's own first steps) in C, without a Python frame:
  * ``if not self.receivers: return []``, the sender's entry in ``self.sender_receivers_cache``
- * (a dict, or a ``weakref.WeakKeyDictionary``, read as its ``get`` does) and
- * ``if cached is NO_RECEIVERS: return []``; then ``body(self, sender, cached, named)``, the
- * rest of ``send``, with the other keyword arguments in a new dict. Any other call (arguments
- * ``send`` would reject: no sender, two of them, ``self=``, more positional ones; a cache of
- * another type; an error on the way, such as an unhashable sender) goes to ``send`` itself,
- * which reads the same attributes again and raises what Django would. A descriptor like a
- * function (bound to the signal it is read from); ``__name__``, ``__doc__``, ``__wrapped__``
- * and the like are ``send``'s. */
+ * (a dict, or a ``weakref.WeakKeyDictionary`` whose ``get`` is its own, read as that ``get``
+ * does) and ``if cached is NO_RECEIVERS: return []``; then ``body(self, sender, cached, named)``,
+ * the rest of ``send``, with the other keyword arguments in a new dict. An exception on the way
+ * (an unhashable sender, one no weak reference can point at) is the one Django's send raises at
+ * the same step. Calls it cannot answer exactly (arguments ``send`` would reject: no sender, two
+ * of them, ``self=``, more positional ones, a keyword name of a str subclass; a cache of another
+ * kind or with a patched ``get``) go to ``send`` itself, before anything was read. A descriptor
+ * like a function (bound to the signal it is read from); ``__name__``, ``__doc__``,
+ * ``__wrapped__`` and the like are ``send``'s. */
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -527,6 +528,7 @@ typedef struct {
     PyObject *body;          /* the hook's _send(self, sender, cached, named) */
     PyObject *no_receivers;  /* django.dispatch.dispatcher.NO_RECEIVERS */
     PyObject *weak_key_dict; /* weakref.WeakKeyDictionary */
+    PyObject *weak_key_dict_get; /* its get, as the type held it at construction */
 } SendMethodObject;
 
 static PyObject *receivers_name; /* "receivers" */
@@ -534,8 +536,9 @@ static PyObject *sender_name;    /* "sender" */
 static PyObject *self_name;      /* "self" */
 static PyObject *cache_name;     /* "sender_receivers_cache" */
 static PyObject *data_name;      /* "data" */
+static PyObject *get_name;       /* "get" */
 
-/* 1 if the keyword name ``key`` is the interned ``name`` (compared by value if not interned). */
+/* 1 if the keyword name ``key`` (an exact str) is the interned ``name``. */
 static int
 same_name(PyObject *key, PyObject *name)
 {
@@ -546,48 +549,54 @@ same_name(PyObject *key, PyObject *name)
     return PyUnicode_Compare(key, name) == 0;
 }
 
-/* The sender's entry in ``cache`` as a new reference (None when it has none), or NULL with no
- * error set when this cannot tell as ``cache.get(sender)`` would (the caller then calls the
- * Python send), or NULL with an error set. */
-static PyObject *
-cached_entry(SendMethodObject *m, PyObject *cache, PyObject *sender)
+/* Set ``*entry`` to the sender's entry in ``cache`` as a new reference (None when it has none)
+ * and return 1; return 0 (no error set) when only ``cache.get(sender)`` itself can tell (a cache
+ * of another type, a patched ``get``), or -1 with the exception ``cache.get(sender)`` raises
+ * (an unhashable sender, one no weak reference can point at). */
+static int
+cached_entry(SendMethodObject *m, PyObject *cache, PyObject *sender, PyObject **entry)
 {
     PyObject *found;
     if (PyDict_CheckExact(cache)) {
         found = PyDict_GetItemWithError(cache, sender);
+        if (found == NULL && PyErr_Occurred())
+            return -1;
+        *entry = Py_NewRef(found != NULL ? found : Py_None);
+        return 1;
     }
-    else if (Py_IS_TYPE(cache, (PyTypeObject *)m->weak_key_dict)) {
-        PyObject *data = PyObject_GetAttr(cache, data_name);
-        if (data == NULL)
-            return NULL;
-        if (!PyDict_CheckExact(data)) {
-            Py_DECREF(data);
-            return NULL;
-        }
-        PyObject *ref = PyWeakref_NewRef(sender, NULL);
-        if (ref == NULL) {
-            Py_DECREF(data);
-            return NULL;
-        }
-        found = PyDict_GetItemWithError(data, ref);
-        Py_XINCREF(found); /* borrowed from data, which dies below */
-        Py_DECREF(ref);
+    if (!Py_IS_TYPE(cache, (PyTypeObject *)m->weak_key_dict)
+            || _PyType_Lookup(Py_TYPE(cache), get_name) != m->weak_key_dict_get)
+        return 0;
+    /* WeakKeyDictionary.get: ``return self.data.get(ref(key), default)`` */
+    PyObject *attrs = PyObject_GenericGetDict(cache, NULL);
+    if (attrs == NULL)
+        return -1;
+    PyObject *data = PyDict_GetItemWithError(attrs, data_name);
+    if (data == NULL || !PyDict_CheckExact(data)
+            || PyDict_GetItemWithError(attrs, get_name) != NULL || PyErr_Occurred()) {
+        Py_DECREF(attrs);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(data);
+    Py_DECREF(attrs);
+    PyObject *ref = PyWeakref_NewRef(sender, NULL);
+    if (ref == NULL) {
         Py_DECREF(data);
-        if (found != NULL || PyErr_Occurred())
-            return found;
-        Py_RETURN_NONE;
+        return -1;
     }
-    else {
-        return NULL;
-    }
-    if (found == NULL)
-        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-    return Py_NewRef(found);
+    found = PyDict_GetItemWithError(data, ref);
+    Py_XINCREF(found); /* borrowed from data, released below */
+    Py_DECREF(ref);
+    Py_DECREF(data);
+    if (found == NULL && PyErr_Occurred())
+        return -1;
+    *entry = found != NULL ? found : Py_NewRef(Py_None);
+    return 1;
 }
 
-/* Answer the call: 1 with ``*result`` set to ``body(self, sender, cached, named)`` or to what
- * the prologue answers itself (NULL, with its exception, if ``body`` raised), or 0 when the
- * Python send should take the call (any error on the way is left set, for the caller to clear). */
+/* Answer the call: 1 with ``*result`` set to ``body(self, sender, cached, named)``, to what the
+ * prologue answers itself, or to NULL with the exception Django's send raises at the same step;
+ * 0 (no error set) when the Python send should take the call. */
 static int
 send_prologue(SendMethodObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
               PyObject **result)
@@ -596,55 +605,53 @@ send_prologue(SendMethodObject *m, PyObject *const *args, Py_ssize_t nargs, PyOb
     Py_ssize_t sender_at = -1; /* the sender's keyword index, if it came by keyword */
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        if (same_name(key, self_name))
-            return 0;
+        if (!PyUnicode_CheckExact(key) || same_name(key, self_name))
+            return 0; /* a str subclass compares with its own __eq__ when Python binds it */
         if (same_name(key, sender_name))
             sender_at = i;
     }
     if (nargs == 2 ? sender_at >= 0 : (nargs != 1 || sender_at < 0))
         return 0;
+    *result = NULL;
     PyObject *self = args[0];
     PyObject *sender = nargs == 2 ? args[1] : args[1 + sender_at];
     PyObject *receivers = PyObject_GetAttr(self, receivers_name);
     if (receivers == NULL)
-        return 0;
+        return 1;
     int heard = PyList_CheckExact(receivers) ? PyList_GET_SIZE(receivers) != 0
                                              : PyObject_IsTrue(receivers);
     Py_DECREF(receivers);
-    if (heard < 0)
-        return 0;
-    if (heard == 0) {
-        *result = PyList_New(0);
+    if (heard <= 0) {
+        if (heard == 0)
+            *result = PyList_New(0);
         return 1;
     }
     PyObject *cache = PyObject_GetAttr(self, cache_name);
     if (cache == NULL)
-        return 0;
-    PyObject *cached = cached_entry(m, cache, sender);
+        return 1;
+    PyObject *cached;
+    int found = cached_entry(m, cache, sender, &cached);
+    if (found <= 0) { /* 0: the cache's own get answers, in the Python send, from the start */
+        Py_DECREF(cache);
+        return found < 0;
+    }
     Py_DECREF(cache);
-    if (cached == NULL)
-        return 0;
     if (cached == m->no_receivers) {
         Py_DECREF(cached);
         *result = PyList_New(0);
         return 1;
     }
     PyObject *named = PyDict_New();
-    if (named == NULL) {
-        Py_DECREF(cached);
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < nkw; i++) {
+    for (Py_ssize_t i = 0; named != NULL && i < nkw; i++) {
         if (i != sender_at
-                && PyDict_SetItem(named, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
-            Py_DECREF(named);
-            Py_DECREF(cached);
-            return 0;
-        }
+                && PyDict_SetItem(named, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+            Py_CLEAR(named);
     }
-    PyObject *call[4] = {self, sender, cached, named};
-    *result = PyObject_Vectorcall(m->body, call, 4, NULL);
-    Py_DECREF(named);
+    if (named != NULL) {
+        PyObject *call[4] = {self, sender, cached, named};
+        *result = PyObject_Vectorcall(m->body, call, 4, NULL);
+        Py_DECREF(named);
+    }
     Py_DECREF(cached);
     return 1;
 }
@@ -662,7 +669,6 @@ sendmethod_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObje
     if (nargs >= 1) {
         if (send_prologue(m, args, nargs, kwnames, &result))
             return result;
-        PyErr_Clear(); /* send reads it again and raises what Django would */
     }
     return PyObject_Vectorcall(m->func, args, nargsf, kwnames);
 }
@@ -690,6 +696,7 @@ sendmethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->body = Py_NewRef(body);
     self->no_receivers = Py_NewRef(no_receivers);
     self->weak_key_dict = Py_NewRef(weak_key_dict);
+    self->weak_key_dict_get = Py_XNewRef(_PyType_Lookup((PyTypeObject *)weak_key_dict, get_name));
     return (PyObject *)self;
 }
 
@@ -701,6 +708,7 @@ sendmethod_traverse(SendMethodObject *self, visitproc visit, void *arg)
     Py_VISIT(self->body);
     Py_VISIT(self->no_receivers);
     Py_VISIT(self->weak_key_dict);
+    Py_VISIT(self->weak_key_dict_get);
     return 0;
 }
 
@@ -711,6 +719,7 @@ sendmethod_clear(SendMethodObject *self)
     Py_CLEAR(self->body);
     Py_CLEAR(self->no_receivers);
     Py_CLEAR(self->weak_key_dict);
+    Py_CLEAR(self->weak_key_dict_get);
     return 0;
 }
 
@@ -738,19 +747,20 @@ sendmethod_get(PyObject *self, PyObject *obj, PyObject *type)
 static PyObject *
 sendmethod_getattro(PyObject *self, PyObject *name)
 {
-    if (PyUnicode_Check(name)) {
-        const char *text = PyUnicode_AsUTF8(name);
-        if (text == NULL)
-            return NULL;
-        if (strcmp(text, "__doc__") == 0 || strcmp(text, "__module__") == 0
-                || strcmp(text, "__name__") == 0 || strcmp(text, "__qualname__") == 0)
-            return PyObject_GetAttr(((SendMethodObject *)self)->func, name);
-    }
+    PyObject *func = ((SendMethodObject *)self)->func;
+    if (func == NULL) /* cleared by the garbage collector at exit */
+        return PyObject_GenericGetAttr(self, name);
+    if (PyUnicode_Check(name)
+            && (PyUnicode_CompareWithASCIIString(name, "__doc__") == 0
+                || PyUnicode_CompareWithASCIIString(name, "__module__") == 0
+                || PyUnicode_CompareWithASCIIString(name, "__name__") == 0
+                || PyUnicode_CompareWithASCIIString(name, "__qualname__") == 0))
+        return PyObject_GetAttr(func, name);
     PyObject *found = PyObject_GenericGetAttr(self, name);
     if (found != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError))
         return found;
     PyErr_Clear();
-    return PyObject_GetAttr(((SendMethodObject *)self)->func, name);
+    return PyObject_GetAttr(func, name);
 }
 
 static PyMemberDef sendmethod_members[] = {
@@ -788,8 +798,9 @@ add_sendmethod(PyObject *module)
     self_name = PyUnicode_InternFromString("self");
     cache_name = PyUnicode_InternFromString("sender_receivers_cache");
     data_name = PyUnicode_InternFromString("data");
+    get_name = PyUnicode_InternFromString("get");
     if (receivers_name == NULL || sender_name == NULL || self_name == NULL || cache_name == NULL
-            || data_name == NULL)
+            || data_name == NULL || get_name == NULL)
         return -1;
     PyObject *type = PyType_FromModuleAndSpec(module, &sendmethod_spec, NULL);
     if (type == NULL)

@@ -185,3 +185,73 @@ def test_a_weak_key_cache_entry_dies_with_its_sender(send_kind: str) -> None:
     collector.flush(10)
     gc.collect()
     assert len(signal.sender_receivers_cache) == 0
+
+
+def test_a_patched_cache_get_is_obeyed(send_kind: str) -> None:
+    """mock.patch of a signal's cache ``get`` (on the instance or on WeakKeyDictionary)."""
+    from unittest import mock
+
+    signal = Signal(use_caching=True)
+
+    class Model:
+        pass
+
+    signal.connect(lambda sender, **kw: "heard", sender=Model, weak=False)
+    cache = signal.sender_receivers_cache
+    with mock.patch.object(cache, "get", return_value=_dispatcher.NO_RECEIVERS):
+        assert signal.send(sender=Model) == []
+    with mock.patch.object(weakref.WeakKeyDictionary, "get", return_value=_dispatcher.NO_RECEIVERS):
+        assert signal.send(sender=Model) == []
+    assert [v for _, v in signal.send(sender=Model)] == ["heard"]
+
+
+class _Key(str):
+    """A keyword name that never equals another (CPython binds arguments with its __eq__)."""
+
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+
+class _Flaky:
+    """A sender whose hash raises once, then works; counts the calls."""
+
+    calls = 0
+
+    def __hash__(self) -> int:
+        _Flaky.calls += 1
+        if _Flaky.calls == 1:
+            raise LookupError("hash failed")
+        return 1
+
+
+def test_odd_keywords_and_failing_hashes_answer_as_the_python_send(send_kind: str) -> None:
+    signal = Signal()
+    signal.connect(lambda sender, **kw: "heard", weak=False)
+    outcomes = [_outcome(lambda: signal.send(**{_Key("sender"): 1}))]
+    _Flaky.calls = 0
+    outcomes.append(_outcome(lambda: signal.send(sender=_Flaky())))
+    outcomes.append(_Flaky.calls)  # the hash ran once: nothing is evaluated twice
+    outcomes.append(_outcome(lambda: signal.send(sender=_Flaky())))
+    collector.flush(10)
+    collector.uninstall()
+    try:
+        expected = [_outcome(lambda: signal.send(**{_Key("sender"): 1}))]
+        _Flaky.calls = 0
+        expected.append(_outcome(lambda: signal.send(sender=_Flaky())))
+        expected.append(_Flaky.calls)
+        expected.append(_outcome(lambda: signal.send(sender=_Flaky())))
+    finally:
+        collector.install()
+    assert outcomes == expected
+    assert expected[0][:2] == ("raised", TypeError) and expected[1][:2] == ("raised", LookupError)
+    assert expected[2] == 1 and expected[3] == ("returned", [("<lambda>", "heard")])
+
+
+def test_attribute_reads_never_fail_oddly() -> None:
+    if capture.SendMethod is None:
+        pytest.skip("collector._speedups is not built")
+    collector.install()
+    assert getattr(Signal.send, "\ud800", None) is None
+    assert getattr(Signal.send, "missing", "default") == "default"
