@@ -564,21 +564,26 @@ cached_entry(SendMethodObject *m, PyObject *cache, PyObject *sender, PyObject **
         *entry = Py_NewRef(found != NULL ? found : Py_None);
         return 1;
     }
-    if (!Py_IS_TYPE(cache, (PyTypeObject *)m->weak_key_dict)
-            || _PyType_Lookup(Py_TYPE(cache), get_name) != m->weak_key_dict_get)
+    if (!Py_IS_TYPE(cache, (PyTypeObject *)m->weak_key_dict) || m->weak_key_dict_get == NULL)
         return 0;
-    /* WeakKeyDictionary.get: ``return self.data.get(ref(key), default)`` */
-    PyObject *attrs = PyObject_GenericGetDict(cache, NULL);
-    if (attrs == NULL)
+    /* WeakKeyDictionary.get: ``return self.data.get(ref(key), default)``. Attributes are read
+     * as Python reads them (the instance's own dict is never materialized, which would slow
+     * Django's own reads of it), a ``get`` set on the instance (mock.patch) is obeyed. */
+    PyObject *get = PyObject_GetAttr(cache, get_name);
+    if (get == NULL)
         return -1;
-    PyObject *data = PyDict_GetItemWithError(attrs, data_name);
-    if (data == NULL || !PyDict_CheckExact(data)
-            || PyDict_GetItemWithError(attrs, get_name) != NULL || PyErr_Occurred()) {
-        Py_DECREF(attrs);
-        return PyErr_Occurred() ? -1 : 0;
+    int own = PyMethod_Check(get) && PyMethod_GET_FUNCTION(get) == m->weak_key_dict_get
+              && PyMethod_GET_SELF(get) == cache;
+    Py_DECREF(get);
+    if (!own)
+        return 0;
+    PyObject *data = PyObject_GetAttr(cache, data_name);
+    if (data == NULL)
+        return -1;
+    if (!PyDict_CheckExact(data)) {
+        Py_DECREF(data);
+        return 0;
     }
-    Py_INCREF(data);
-    Py_DECREF(attrs);
     PyObject *ref = PyWeakref_NewRef(sender, NULL);
     if (ref == NULL) {
         Py_DECREF(data);
