@@ -7,6 +7,9 @@ receiver objects; exceptions propagate unchanged; sends with no receivers take D
 path. What the hot path keeps is one flat tuple of plain values appended to the runtime's queue;
 naming of signals and senders, wall-clock time, processors and storage happen on the writer thread.
 
+With the C accelerator, ``Signal.send`` is ``capture.SendMethod``: it does ``send``'s first steps
+(no receivers, the sender's cache entry) without a Python frame and calls ``_send`` with the rest.
+
 ``send``/``send_robust`` to sync receivers only, outside a muted context, is the fast path: one
 context-variable read, one clock read per receiver boundary (the end of one receiver is the start
 of the next), no per-receiver bookkeeping beyond growing the record. Everything else (async
@@ -882,8 +885,10 @@ def install() -> bool:
         for name, replacement in _REPLACEMENTS.items():
             replacement.__wrapped__ = _ORIGINALS[name]
             replacement.__doc__ = _ORIGINALS[name].__doc__
-            if name == "send" and capture.SendMethod is not None:
-                replacement = capture.SendMethod(send, _send, NO_RECEIVERS, weakref.WeakKeyDictionary)
+            if name == "send" and capture.SendMethod is not None:  # its first steps in C
+                replacement = capture.SendMethod(
+                    send, _send, NO_RECEIVERS, weakref.WeakKeyDictionary
+                )
             setattr(Signal, name, replacement)
         _installed = True
         return True
