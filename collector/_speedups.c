@@ -517,8 +517,10 @@ speedups_thread_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * the rest of ``send``, with the other keyword arguments in a new dict. An exception on the way
  * (an unhashable sender, one no weak reference can point at) is the one Django's send raises at
  * the same step. Calls it cannot answer exactly (arguments ``send`` would reject: no sender, two
- * of them, ``self=``, more positional ones, a keyword name of a str subclass; a cache of another
- * kind or with a patched ``get``) go to ``send`` itself, before anything was read. A descriptor
+ * of them, ``self=``, more positional ones, a keyword name of a str subclass: before anything is
+ * read; a cache of another kind or with a patched ``get``: after ``receivers``, the cache and its
+ * ``get`` were read once, attribute reads Django's own classes answer without side effects) go
+ * to ``send`` itself, which starts again. A descriptor
  * like a function (bound to the signal it is read from); ``__name__``, ``__doc__``,
  * ``__wrapped__`` and the like are ``send``'s. */
 typedef struct {
