@@ -331,10 +331,7 @@ def _enqueue(
             seq, _signal_name(signal, signal), _sender_value(sender), method, path, parent,
             _capture(signal, named) if named else None, tuple(calls), None, start, None, end,
         ))
-        if not runtime_state.alive:
-            runtime_state.start()
-        elif not queued:
-            runtime_state.ring()
+        _after_queueing(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
 
@@ -500,7 +497,7 @@ def _send(  # noqa: C901 - hot path
             record[_KWARGS] = captured if captured is not None else _capture(self, named)
         queued = _ship(_queue, record, capacity)
         if queued is not None:
-            _shipped_at_mark(queued)
+            _after_queueing(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
     return responses
@@ -568,16 +565,16 @@ def send_robust(self: Signal, sender: Any, **named: Any) -> list[tuple[Any, Any]
             record[_KWARGS] = captured if captured is not None else _capture(self, named)
         queued = _ship(_queue, record, capacity)
         if queued is not None:
-            _shipped_at_mark(queued)
+            _after_queueing(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
     return responses
 
 
-def _shipped_at_mark(queued: int) -> None:
-    """After ``_ship`` answered: count the record dropped if the queue was full (-1), or start
-    the writer if it is not running (checked every 256 records), or ring it if the queue was
-    empty (an idle writer waits for that)."""
+def _after_queueing(queued: int) -> None:
+    """After a record was offered to a queue of ``queued`` records (``_ship`` answers this only
+    every 256 records): count it dropped if the queue was full (-1), or start the writer if it
+    is not running, or ring it if the queue was empty (an idle writer waits for that)."""
     if queued < 0:
         runtime_state.drop("queue_full")
     elif not runtime_state.alive:
@@ -640,7 +637,7 @@ def _queue_record(signal: Signal, named: dict[str, Any], record: list[Any]) -> N
             record[_KWARGS] = _capture(signal, named)
         queued = _ship(_queue, record, capacity)
         if queued is not None:
-            _shipped_at_mark(queued)
+            _after_queueing(queued)
     except BaseException:  # noqa: BLE001 - the collector never raises into the host
         _drop_quietly("capture_error")
 

@@ -25,9 +25,9 @@ logger = logging.getLogger("collector")
 
 DROP_LOG_INTERVAL = 10.0  # seconds between two "dropped events" log lines
 RESTART_PAUSE_MAX = 2.0  # longest pause before a writer that keeps dying is started again
-# An idle writer (no record for IDLE_AFTER rounds, nothing gathered or held) waits up to IDLE_WAIT seconds
-# instead of FLUSH_INTERVAL; the hook rings it awake with the first record it queues. Each wake
-# costs CPU (~0.3 ms here), and an application at rest should cost nothing.
+# An idle writer (no record for IDLE_AFTER rounds, nothing gathered or held) waits up to
+# IDLE_WAIT seconds instead of FLUSH_INTERVAL; the hook rings it awake with the first record it
+# queues. Each wake costs CPU (~0.3 ms here), and an application at rest should cost nothing.
 IDLE_AFTER = 10
 IDLE_WAIT = 1.0
 
